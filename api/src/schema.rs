@@ -1,0 +1,141 @@
+//! Record schemas: named, typed fields, fixed at plan time.
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::sync::Arc;
+
+/// The type of one field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DataType {
+    /// `true` / `false`.
+    Bool,
+    /// A 64-bit signed integer.
+    Int,
+    /// A 64-bit float.
+    Float,
+    /// UTF-8 text.
+    String,
+    /// Milliseconds since the Unix epoch.
+    #[serde(rename = "timestamp_ms", alias = "timestamp")]
+    Timestamp,
+}
+
+impl DataType {
+    /// Every type with the name YAML uses for it.
+    pub const ALL: [(&'static str, DataType); 5] = [
+        ("bool", DataType::Bool),
+        ("int", DataType::Int),
+        ("float", DataType::Float),
+        ("string", DataType::String),
+        ("timestamp_ms", DataType::Timestamp),
+    ];
+
+    /// Parses a YAML type name (`int`, `float`, `string`, `bool`, `timestamp_ms`, and common aliases).
+    pub fn parse(name: &str) -> Option<DataType> {
+        Some(match name {
+            "bool" | "boolean" => DataType::Bool,
+            "int" | "long" | "bigint" | "integer" | "i64" => DataType::Int,
+            "float" | "double" | "f64" => DataType::Float,
+            "string" | "str" | "text" | "varchar" => DataType::String,
+            "timestamp_ms" | "timestamp" => DataType::Timestamp,
+            _ => return None,
+        })
+    }
+
+    /// The canonical name.
+    pub fn name(self) -> &'static str {
+        match self {
+            DataType::Bool => "bool",
+            DataType::Int => "int",
+            DataType::Float => "float",
+            DataType::String => "string",
+            DataType::Timestamp => "timestamp_ms",
+        }
+    }
+
+    /// Whether arithmetic applies.
+    pub fn is_numeric(self) -> bool {
+        matches!(self, DataType::Int | DataType::Float)
+    }
+}
+
+impl fmt::Display for DataType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One named, typed field.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Field {
+    /// Field name, unique in its schema.
+    pub name: String,
+    /// Field type.
+    pub data_type: DataType,
+}
+
+impl Field {
+    /// A new field.
+    pub fn new(name: impl Into<String>, data_type: DataType) -> Self {
+        Field { name: name.into(), data_type }
+    }
+}
+
+/// The ordered fields of a record.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Schema {
+    fields: Vec<Field>,
+}
+
+/// Schemas are shared between plan nodes and tasks.
+pub type SchemaRef = Arc<Schema>;
+
+impl Schema {
+    /// A schema from fields (names must be unique; the planner checks this for user input).
+    pub fn new(fields: Vec<Field>) -> Self {
+        Schema { fields }
+    }
+
+    /// The fields in order.
+    pub fn fields(&self) -> &[Field] {
+        &self.fields
+    }
+
+    /// Number of fields.
+    pub fn len(&self) -> usize {
+        self.fields.len()
+    }
+
+    /// True when there are no fields.
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+
+    /// Position of a field by name.
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.fields.iter().position(|f| f.name == name)
+    }
+
+    /// A field by name.
+    pub fn field(&self, name: &str) -> Option<&Field> {
+        self.fields.iter().find(|f| f.name == name)
+    }
+
+    /// Field names, for "did you mean" hints.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.fields.iter().map(|f| f.name.as_str())
+    }
+}
+
+impl fmt::Display for Schema {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("{")?;
+        for (i, fld) in self.fields.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{}: {}", fld.name, fld.data_type)?;
+        }
+        f.write_str("}")
+    }
+}

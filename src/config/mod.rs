@@ -1,0 +1,1 @@
+//! Reading job files: YAML with locations, the job model, overrides and diagnostics rendering.

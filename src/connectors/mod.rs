@@ -1,0 +1,1 @@
+//! Built-in connectors: file and generator sources; file, stdout and blackhole sinks.

@@ -1,0 +1,1 @@
+//! SQL expressions compiled against a schema: evaluation, keys and aggregate functions.
