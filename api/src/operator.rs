@@ -128,6 +128,13 @@ pub trait OperatorBuilder: Send + Sync + 'static {
         None
     }
 
+    /// True for nodes that only route records (`key_by`, `union`): the planner removes them and
+    /// applies their [`input_partitioning`](Self::input_partitioning) to the edges that bypass them,
+    /// so no task copies records through them. `build` is never called for such nodes.
+    fn passthrough(&self) -> bool {
+        false
+    }
+
     /// A parallelism the operator must run at (e.g. 1 for a global aggregate), if any.
     fn fixed_parallelism(&self) -> Option<usize> {
         None

@@ -11,9 +11,11 @@ use std::fmt;
 
 mod de;
 mod duration;
+mod entries;
 
 pub use de::from_config;
 pub use duration::ConfigDuration;
+pub use entries::Entries;
 
 use crate::diagnostic::Diagnostic;
 
