@@ -1,11 +1,26 @@
 //! Eddy: stateful stream processing on actix.
 //!
 //! This crate is the `eddy` binary's library: the YAML job model ([`config`]), SQL expressions
-//! ([`expr`]), the built-in operators ([`operators`]) and connectors ([`connectors`]). Custom operators
-//! plug in through the `eddy-api` crate, re-exported here as [`api`].
+//! ([`expr`]), the built-in operators ([`operators`]) and connectors ([`connectors`]), the planner
+//! ([`plan`]) and the command line ([`Cli`]). The runtime lives in `eddy-actors`; custom operators plug
+//! in through `eddy-api`, re-exported here as [`api`].
 
 pub use eddy_api as api;
 
+pub mod cli;
 pub mod config;
 pub mod connectors;
 pub mod expr;
+pub mod job;
+pub mod operators;
+pub mod plan;
+
+pub use cli::Cli;
+
+/// A registry with every built-in operator, source and sink.
+pub fn builtin_registry() -> api::Registry {
+    let mut r = api::Registry::new();
+    operators::register(&mut r);
+    connectors::register(&mut r);
+    r
+}

@@ -34,6 +34,9 @@ impl fmt::Display for JobSummary {
             if n.records_skipped > 0 {
                 write!(f, " ({} skipped)", n.records_skipped)?;
             }
+            if n.backpressure_waits > 0 {
+                write!(f, " (throttled {}x)", n.backpressure_waits)?;
+            }
         }
         Ok(())
     }
@@ -71,7 +74,15 @@ impl Coordinator {
         arbiters: Vec<ArbiterHandle>,
         done: oneshot::Sender<Result<JobSummary, JobError>>,
     ) -> Self {
-        Coordinator { graph, metrics, arbiters, tasks: Vec::new(), running: 0, started: Instant::now(), done: Some(done) }
+        Coordinator {
+            graph,
+            metrics,
+            arbiters,
+            tasks: Vec::new(),
+            running: 0,
+            started: Instant::now(),
+            done: Some(done),
+        }
     }
 
     /// Creates the bounded channels and starts one task actor per subtask, spread over the arbiters.

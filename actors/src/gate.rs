@@ -42,10 +42,7 @@ impl InputGate {
     pub fn new(receivers: Vec<Receiver<StreamElement>>) -> Self {
         let live = receivers.len();
         InputGate {
-            channels: receivers
-                .into_iter()
-                .map(|rx| InputChannel { rx, watermark: i64::MIN, ended: false })
-                .collect(),
+            channels: receivers.into_iter().map(|rx| InputChannel { rx, watermark: i64::MIN, ended: false }).collect(),
             next: 0,
             live,
             watermark: i64::MIN,

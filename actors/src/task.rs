@@ -293,7 +293,8 @@ impl TaskActor {
             self.run_hook(i, |op, out| op.on_watermark(wm, out))?;
         }
         for w in &mut self.outputs {
-            w.broadcast(|| StreamElement::Watermark(wm), &mut self.parked).map_err(|e| Failure { node: self.head.clone(), error: e })?;
+            w.broadcast(|| StreamElement::Watermark(wm), &mut self.parked)
+                .map_err(|e| Failure { node: self.head.clone(), error: e })?;
         }
         Ok(())
     }
@@ -306,7 +307,8 @@ impl TaskActor {
             guard(&s.name, || s.sink.finish())?;
         }
         for w in &mut self.outputs {
-            w.broadcast(|| StreamElement::EndOfInput, &mut self.parked).map_err(|e| Failure { node: self.head.clone(), error: e })?;
+            w.broadcast(|| StreamElement::EndOfInput, &mut self.parked)
+                .map_err(|e| Failure { node: self.head.clone(), error: e })?;
         }
         self.ended = true;
         Ok(())

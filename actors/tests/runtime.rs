@@ -146,7 +146,8 @@ fn every_record_arrives_once_and_equal_keys_share_a_subtask() {
 
 #[test]
 fn a_panicking_operator_fails_the_job_with_its_name() {
-    let (res, _) = run(graph(10_000, 2, 1, Double { panic_at: Some(4321) }, Collect::default(), Partitioning::Rebalance));
+    let (res, _) =
+        run(graph(10_000, 2, 1, Double { panic_at: Some(4321) }, Collect::default(), Partitioning::Rebalance));
     let err = res.expect_err("job fails");
     assert_eq!(err.node, "double", "the failing operator is named");
     assert!(err.message.contains("panic: boom at 4321"), "{err}");

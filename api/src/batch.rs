@@ -25,6 +25,8 @@ pub struct Batch {
     width: usize,
     slots: Vec<Slot>,
     arena: String,
+    /// Complete rows.
+    rows: usize,
     /// Number of fields pushed for the row being written (0 when no row is open).
     open: usize,
 }
@@ -32,12 +34,12 @@ pub struct Batch {
 impl Batch {
     /// An empty batch for rows of `width` fields.
     pub fn new(width: usize) -> Self {
-        Batch { width, slots: Vec::new(), arena: String::new(), open: 0 }
+        Batch { width, slots: Vec::new(), arena: String::new(), rows: 0, open: 0 }
     }
 
     /// An empty batch with room for `rows` rows of `width` fields and `bytes` string bytes.
     pub fn with_capacity(width: usize, rows: usize, bytes: usize) -> Self {
-        Batch { width, slots: Vec::with_capacity(rows * width), arena: String::with_capacity(bytes), open: 0 }
+        Batch { width, slots: Vec::with_capacity(rows * width), arena: String::with_capacity(bytes), rows: 0, open: 0 }
     }
 
     /// Fields per row.
@@ -46,12 +48,9 @@ impl Batch {
     }
 
     /// Number of complete rows.
+    #[inline]
     pub fn len(&self) -> usize {
-        if self.width == 0 {
-            0
-        } else {
-            (self.slots.len() - self.open) / self.width
-        }
+        self.rows
     }
 
     /// True when the batch holds no complete row.
@@ -73,6 +72,7 @@ impl Batch {
     pub fn clear(&mut self) {
         self.slots.clear();
         self.arena.clear();
+        self.rows = 0;
         self.open = 0;
     }
 
@@ -170,10 +170,18 @@ impl Batch {
         self.open = 0;
     }
 
-    /// Moves the rows out, leaving an empty batch with the same width and no capacity.
+    /// Moves the rows out, leaving an empty batch with the same width and capacity behind, so the next
+    /// batch is filled without regrowing its buffers.
     pub fn take(&mut self) -> Batch {
         debug_assert_eq!(self.open, 0, "take with a half-written row");
-        std::mem::replace(self, Batch::new(self.width))
+        let next = Batch {
+            width: self.width,
+            slots: Vec::with_capacity(self.slots.capacity()),
+            arena: String::with_capacity(self.arena.capacity()),
+            rows: 0,
+            open: 0,
+        };
+        std::mem::replace(self, next)
     }
 
     #[inline]
@@ -182,6 +190,7 @@ impl Batch {
         self.open += 1;
         if self.open == self.width {
             self.open = 0;
+            self.rows += 1;
         }
     }
 

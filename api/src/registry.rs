@@ -162,7 +162,12 @@ impl Registry {
         } else {
             for other in [NodeKind::Source, NodeKind::Operator, NodeKind::Sink] {
                 if other != kind && self.names(other).contains(&ty.value.as_str()) {
-                    d = d.with_hint(format!("`{}` is a {}: move the node under `{}:`", ty.value, kind_word(other), other.section()));
+                    d = d.with_hint(format!(
+                        "`{}` is a {}: move the node under `{}:`",
+                        ty.value,
+                        kind_word(other),
+                        other.section()
+                    ));
                 }
             }
         }

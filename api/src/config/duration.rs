@@ -13,9 +13,14 @@ impl ConfigDuration {
         if t == "0" {
             return Ok(ConfigDuration(Duration::ZERO));
         }
-        humantime::parse_duration(t)
-            .map(ConfigDuration)
-            .map_err(|e| format!("invalid duration `{text}`: {e} (expected e.g. `5ms`, `2s`, `1min`)"))
+        const EXPECTED: &str = "expected a number and a unit (ns, us, ms, s, min, h, d), e.g. `5ms`, `2s`, `1min`";
+        humantime::parse_duration(t).map(ConfigDuration).map_err(|e| match e {
+            humantime::DurationError::UnknownUnit { unit, .. } => {
+                format!("invalid duration `{text}`: unknown unit `{unit}` ({EXPECTED})")
+            }
+            humantime::DurationError::NumberOverflow => format!("duration `{text}` is too large"),
+            _ => format!("invalid duration `{text}` ({EXPECTED})"),
+        })
     }
 }
 

@@ -1,0 +1,113 @@
+//! `key_by` keys: expressions whose values partition a stream and identify its keyed state.
+//!
+//! Hashing goes through [`KeyHasher`] over the key values, so equal keys hash equally wherever they
+//! come from (another batch, an owned key restored from state). Key equality treats int and timestamp
+//! values alike and compares floats by value (0.0 = -0.0), matching the hash.
+use super::Expr;
+use eddy_api::key::KeyHasher;
+use eddy_api::{Batch, Datum, Diagnostics, Field, KeySelector, OwnedDatum, Row, Schema, Spanned};
+
+/// Compiled `key_by` expressions.
+#[derive(Clone, Debug)]
+pub struct KeyExprs {
+    exprs: Box<[Expr]>,
+    names: Box<[String]>,
+    /// Set when every key is a bare field: the hash then reads the fields directly.
+    columns: Option<Box<[usize]>>,
+}
+
+impl KeyExprs {
+    /// Compiles `key_by: [auction]` or `[auction, "lower(channel)"]`, reporting every bad key.
+    pub fn compile(keys: &[Spanned<String>], schema: &Schema) -> Result<KeyExprs, Diagnostics> {
+        let mut diags = Diagnostics::new();
+        let mut exprs = Vec::with_capacity(keys.len());
+        for k in keys {
+            match Expr::compile(k, schema) {
+                Ok(e) => exprs.push(e),
+                Err(d) => diags.extend(d.0),
+            }
+        }
+        diags.into_result(())?;
+        let names = exprs
+            .iter()
+            .map(|e| match e.column().and_then(|i| schema.fields().get(i)) {
+                Some(f) => f.name.clone(),
+                None => e.text().to_owned(),
+            })
+            .collect();
+        let columns = exprs.iter().map(Expr::column).collect::<Option<Vec<_>>>().map(Vec::into_boxed_slice);
+        Ok(KeyExprs { exprs: exprs.into(), names, columns })
+    }
+
+    /// The key expressions.
+    pub fn exprs(&self) -> &[Expr] {
+        &self.exprs
+    }
+
+    /// Number of key parts.
+    pub fn len(&self) -> usize {
+        self.exprs.len()
+    }
+
+    /// True when there are no key parts (every record has the same key).
+    pub fn is_empty(&self) -> bool {
+        self.exprs.is_empty()
+    }
+
+    /// Output fields: the field name for bare fields, else the expression text.
+    pub fn fields(&self) -> Vec<Field> {
+        self.names.iter().zip(self.exprs.iter()).map(|(n, e)| Field::new(n.clone(), e.data_type())).collect()
+    }
+
+    /// The stable hash of the row's key.
+    #[inline]
+    pub fn hash(&self, row: Row<'_>) -> u64 {
+        let mut h = KeyHasher::new();
+        match &self.columns {
+            Some(cols) => cols.iter().for_each(|&i| h.add(row.get(i))),
+            None => self.exprs.iter().for_each(|e| h.add(e.eval(row).as_datum())),
+        }
+        h.finish()
+    }
+
+    /// The hash of an owned key; equal to [`hash`](Self::hash) of a row with that key.
+    pub fn hash_owned(key: &[OwnedDatum]) -> u64 {
+        let mut h = KeyHasher::new();
+        key.iter().for_each(|k| h.add(k.as_datum()));
+        h.finish()
+    }
+
+    /// Whether the row's key equals `key`.
+    #[inline]
+    pub fn matches(&self, row: Row<'_>, key: &[OwnedDatum]) -> bool {
+        key.len() == self.exprs.len()
+            && self.exprs.iter().zip(key).all(|(e, k)| key_eq(e.eval(row).as_datum(), k.as_datum()))
+    }
+
+    /// The row's key, owned (for state).
+    pub fn to_owned_key(&self, row: Row<'_>) -> Box<[OwnedDatum]> {
+        self.exprs.iter().map(|e| e.eval(row).into_owned_datum()).collect()
+    }
+
+    /// Appends the key values as the next fields of the row being written to `out`.
+    #[inline]
+    pub fn push_into(&self, row: Row<'_>, out: &mut Batch) {
+        self.exprs.iter().for_each(|e| e.push_into(row, out));
+    }
+}
+
+impl KeySelector for KeyExprs {
+    fn key_hash(&self, row: Row<'_>) -> u64 {
+        self.hash(row)
+    }
+}
+
+/// Key equality, consistent with [`KeyHasher`]: NULL equals NULL (as in GROUP BY), ints equal
+/// timestamps with the same value, and floats compare by value or identical bits (NaN).
+fn key_eq(a: Datum<'_>, b: Datum<'_>) -> bool {
+    match (a, b) {
+        (Datum::Int(x) | Datum::Timestamp(x), Datum::Int(y) | Datum::Timestamp(y)) => x == y,
+        (Datum::Float(x), Datum::Float(y)) => x == y || x.to_bits() == y.to_bits(),
+        (a, b) => a == b,
+    }
+}
