@@ -134,7 +134,8 @@ impl Coordinator {
                     buffer_timeout: g.buffer_timeout,
                     coordinator: me.clone(),
                 };
-                let arbiter = &self.arbiters[(v.id + subtask * g.vertices.len()) % self.arbiters.len()];
+                // Round robin over all tasks: each thread gets a share of every vertex (sources included).
+                let arbiter = &self.arbiters[n % self.arbiters.len()];
                 let addr = TaskActor::start_in_arbiter(arbiter, move |_| TaskActor::new(setup));
                 self.tasks.push(addr);
                 n += 1;
