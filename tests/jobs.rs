@@ -154,3 +154,28 @@ fn buffer_timeout_zero_still_delivers_everything() {
     let expected = bids().iter().filter(|b| b.2 > 100000).count();
     assert_eq!(read_lines(&out).len(), expected);
 }
+
+#[test]
+fn broadcast_and_rebalance_edges_deliver_as_asked() {
+    let dir = temp_dir("partition");
+    let (bc, rb) = (dir.join("bc"), dir.join("rb"));
+    let yaml = format!(
+        "name: p\nsources:\n  seq: {{ type: generator, parallelism: 2, config: {{ kind: sequence, count: 1000 }} }}\n\
+         operators:\n  everywhere: {{ type: filter, inputs: [seq], parallelism: 3, partition: broadcast, config: {{ where: \"id >= 0\" }} }}\n\
+         \x20 spread: {{ type: filter, inputs: [seq], parallelism: 2, partition: rebalance, config: {{ where: \"id >= 0\" }} }}\n\
+         sinks:\n  a: {{ type: file, inputs: [everywhere], parallelism: 3, config: {{ path: {} }} }}\n\
+         \x20 b: {{ type: file, inputs: [spread], parallelism: 2, config: {{ path: {} }} }}\n",
+        bc.display(),
+        rb.display()
+    );
+    let job = eddy::job::prepare_str("p.yaml", &yaml, &[], &eddy::builtin_registry()).unwrap_or_else(|r| panic!("{r}"));
+    let plan = eddy::plan::explain::text(&job.graph);
+    assert!(plan.contains("--broadcast-->") && plan.contains("--rebalance-->"), "{plan}");
+    job.run().expect("job runs");
+    // Broadcast: each of the 3 subtasks sees all 1000 records.
+    assert_eq!(read_lines(&bc).len(), 3000);
+    for part in 0..3 {
+        assert_eq!(read_lines(&bc.join(format!("part-{part}.jsonl"))).len(), 1000, "part {part}");
+    }
+    assert_eq!(read_lines(&rb).len(), 1000);
+}

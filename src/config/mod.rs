@@ -9,7 +9,7 @@ pub mod overrides;
 pub mod report;
 pub mod yaml;
 
-pub use model::{read_job, read_job_lenient, JobSpec, NodeSpec, RESERVED_NODE_KEYS, RESERVED_SECTIONS};
+pub use model::{read_job, read_job_lenient, JobSpec, NodeSpec, Partition, RESERVED_NODE_KEYS, RESERVED_SECTIONS};
 pub use overrides::{apply_overrides, override_index, override_span};
 pub use report::Report;
 pub use yaml::{parse_yaml, plain_scalar};

@@ -18,7 +18,7 @@ pub const RESERVED_NODE_KEYS: &[&str] = &["event_time", "description"];
 
 const JOB_KEYS: &[&str] =
     &["name", "parallelism", "max_parallelism", "buffer_timeout", "batch_size", "sources", "operators", "sinks"];
-const NODE_KEYS: &[&str] = &["type", "inputs", "parallelism", "config"];
+const NODE_KEYS: &[&str] = &["type", "inputs", "parallelism", "partition", "config"];
 const NODE_KINDS: [NodeKind; 3] = [NodeKind::Source, NodeKind::Operator, NodeKind::Sink];
 
 const DEFAULT_PARALLELISM: usize = 1;
@@ -66,6 +66,18 @@ impl JobSpec {
     }
 }
 
+/// An explicit distribution of a node's inputs (hash partitioning is asked for with `key_by`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Partition {
+    /// Subtask i reads upstream subtask i (needs equal parallelism); the default when it matches.
+    Forward,
+    /// Batches round robin over all subtasks; the default when parallelism differs.
+    Rebalance,
+    /// Every subtask reads every record.
+    Broadcast,
+}
+
 /// One source, operator or sink.
 #[derive(Clone, Debug)]
 pub struct NodeSpec {
@@ -79,6 +91,8 @@ pub struct NodeSpec {
     pub inputs: Vec<Spanned<String>>,
     /// Its own parallelism, when set.
     pub parallelism: Option<Spanned<usize>>,
+    /// How its inputs are distributed over its subtasks, when set (`partition:`).
+    pub partition: Option<Spanned<Partition>>,
     /// Its `config:` map; an empty map at the node's span when absent.
     pub config: ConfigValue,
     /// Where the node is defined: its name.
@@ -303,6 +317,7 @@ impl Reader {
             type_name: unwritten(String::new()),
             inputs: Vec::new(),
             parallelism: None,
+            partition: None,
             config: ConfigValue::empty_map(name.span),
             span: name.span,
             extra: Vec::new(),
@@ -315,6 +330,11 @@ impl Reader {
                 "inputs" => inputs = Some((key, v)),
                 "parallelism" => node.parallelism = self.at_least_one(&format!("{path}.parallelism"), v),
                 "config" => node.config = self.node_config(&path, v),
+                "partition" if kind == NodeKind::Source => self.problem(Diagnostic::at(
+                    key.span,
+                    format!("`{path}.partition`: a source has no inputs to partition"),
+                )),
+                "partition" => node.partition = self.typed(&format!("{path}.partition"), v),
                 reserved if RESERVED_NODE_KEYS.contains(&reserved) => node.extra.push((key.clone(), v.clone())),
                 other => self.unknown_node_key(name, key, other),
             }

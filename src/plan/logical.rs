@@ -1,5 +1,6 @@
 //! The logical plan: nodes in topological order, each planned by its factory with known input schemas.
-use crate::config::{JobSpec, NodeSpec};
+use crate::config::{JobSpec, NodeSpec, Partition};
+use eddy_api::operator::InputPartitioning;
 use eddy_api::registry::{InputInfo, NodeKind, PlanContext};
 use eddy_api::{Diagnostic, Diagnostics, OperatorBuilder, Registry, SchemaRef, SinkBuilder, SourceBuilder, Span};
 use std::collections::HashMap;
@@ -31,6 +32,8 @@ pub struct LogicalNode {
     pub parallelism: usize,
     /// Upstream nodes (indices into [`LogicalPlan::nodes`]).
     pub inputs: Vec<usize>,
+    /// An explicit distribution of its inputs (`partition:`), checked against the node.
+    pub partition: Option<Partition>,
     /// The planned node.
     pub planned: Planned,
 }
@@ -108,6 +111,7 @@ pub fn plan(spec: &JobSpec, registry: &Registry) -> Result<LogicalPlan, Diagnost
                     keys[i] = b.output_key();
                 }
                 let parallelism = final_parallelism(node, &p, parallelism, &mut diags);
+                check_partition(node, &p, parallelism, &inputs[i], &planned, &mut diags);
                 planned[i] = Some(LogicalNode {
                     name: node.name.value.as_str().into(),
                     kind: node.kind,
@@ -115,6 +119,7 @@ pub fn plan(spec: &JobSpec, registry: &Registry) -> Result<LogicalPlan, Diagnost
                     span: node.span,
                     parallelism,
                     inputs: inputs[i].clone(),
+                    partition: node.partition.as_ref().map(|p| p.value),
                     planned: p,
                 });
             }
@@ -155,6 +160,41 @@ fn final_parallelism(node: &NodeSpec, p: &Planned, wanted: usize, diags: &mut Di
         }
         (Some(f), _) => f,
         (None, _) => wanted,
+    }
+}
+
+/// An explicit `partition:` must fit the node: not on keyed operators, `forward` only between equal
+/// parallelism.
+fn check_partition(
+    node: &NodeSpec,
+    p: &Planned,
+    parallelism: usize,
+    inputs: &[usize],
+    planned: &[Option<LogicalNode>],
+    diags: &mut Diagnostics,
+) {
+    let Some(partition) = &node.partition else { return };
+    if let Planned::Operator(b) = p {
+        if !matches!(b.input_partitioning(), InputPartitioning::Any) {
+            diags.push(Diagnostic::at(
+                partition.span,
+                format!("`{}` partitions its input by key; `partition:` cannot change that", node.name.value),
+            ));
+            return;
+        }
+    }
+    if partition.value == Partition::Forward {
+        for u in inputs.iter().filter_map(|&u| planned[u].as_ref()) {
+            if u.parallelism != parallelism {
+                diags.push(Diagnostic::at(
+                    partition.span,
+                    format!(
+                        "`partition: forward` needs equal parallelism, but `{}` has {} and `{}` has {parallelism}",
+                        u.name, u.parallelism, node.name.value
+                    ),
+                ));
+            }
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! The physical plan: routing nodes folded into edge partitionings, forward edges chained.
 use super::logical::{LogicalPlan, Planned};
+use crate::config::Partition;
 use eddy_actors::graph::{ChainedOperator, ChainedSink};
 use eddy_actors::{Edge, Head, JobGraph, Partitioning, Vertex};
 use eddy_api::operator::InputPartitioning;
@@ -50,8 +51,13 @@ pub fn build(plan: &LogicalPlan, settings: &Settings) -> JobGraph {
         .nodes
         .iter()
         .map(|node| {
-            let wanted = match &node.planned {
-                Planned::Operator(b) => b.input_partitioning(),
+            let wanted = match (&node.planned, node.partition) {
+                (Planned::Operator(b), _) if !matches!(b.input_partitioning(), InputPartitioning::Any) => {
+                    b.input_partitioning()
+                }
+                (_, Some(Partition::Rebalance)) => InputPartitioning::Rebalance,
+                (_, Some(Partition::Broadcast)) => InputPartitioning::Broadcast,
+                (Planned::Operator(b), _) => b.input_partitioning(),
                 _ => InputPartitioning::Any,
             };
             let mut out = Vec::new();
