@@ -20,6 +20,7 @@ pub mod registry;
 pub mod schema;
 pub mod sink;
 pub mod source;
+pub mod time;
 pub mod value;
 
 pub use batch::{Batch, Row};

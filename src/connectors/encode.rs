@@ -1,7 +1,7 @@
 //! Row encoders shared by the `file` and `stdout` sinks: JSON Lines and CSV, appended to a reusable
 //! byte buffer (no allocation per record; numbers via itoa/zmij).
-use super::time::write_rfc3339_ms;
 use eddy_api::schema::Schema;
+use eddy_api::time::write_rfc3339_ms;
 use eddy_api::value::Datum;
 use eddy_api::Batch;
 use serde::Deserialize;

@@ -11,7 +11,6 @@ pub mod file;
 pub mod generator;
 mod schema_spec;
 pub mod stdout;
-mod time;
 
 pub use encode::{SinkFormat, TimestampFormat};
 pub use schema_spec::SchemaSpec;

@@ -1,6 +1,6 @@
 //! Typed field parsing from raw bytes (shared by the CSV and JSONL decoders) and the text shown for
 //! a bad value in error messages.
-use crate::connectors::time::parse_rfc3339_ms;
+use eddy_api::time::parse_rfc3339_ms;
 
 /// Parses a decimal `i64` (optional sign, digits only) without going through `str`.
 #[inline]

@@ -1,5 +1,5 @@
-//! RFC 3339 timestamps <-> epoch milliseconds, without allocation (parsing CSV/JSON fields and
-//! writing `timestamps: rfc3339` sink output on the hot path).
+//! Timestamps: RFC 3339 text <-> milliseconds since the epoch (UTC), without allocation, for connectors
+//! (CSV/JSON fields, `timestamps: rfc3339` output) and SQL casts alike.
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's `days_from_civil`).
 fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
@@ -55,7 +55,7 @@ fn expect(b: &[u8], pos: &mut usize, c: u8) -> Option<()> {
 
 /// Parses `YYYY-MM-DD`, optionally followed by `T`/space and `HH:MM[:SS[.fraction]]` and a zone
 /// (`Z` or `±HH:MM`); a missing zone means UTC. Returns milliseconds since the epoch.
-pub(crate) fn parse_rfc3339_ms(b: &[u8]) -> Option<i64> {
+pub fn parse_rfc3339_ms(b: &[u8]) -> Option<i64> {
     let mut p = 0;
     let y = i64::from(digits(b, &mut p, 4)?);
     expect(b, &mut p, b'-')?;
@@ -122,7 +122,7 @@ pub(crate) fn parse_rfc3339_ms(b: &[u8]) -> Option<i64> {
 }
 
 /// Appends `ms` as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
-pub(crate) fn write_rfc3339_ms(out: &mut Vec<u8>, ms: i64) {
+pub fn write_rfc3339_ms(out: &mut Vec<u8>, ms: i64) {
     let secs = ms.div_euclid(1000);
     let milli = ms.rem_euclid(1000) as u32;
     let days = secs.div_euclid(86_400);
@@ -132,7 +132,7 @@ pub(crate) fn write_rfc3339_ms(out: &mut Vec<u8>, ms: i64) {
         push_padded(out, y as u32, 4);
     } else {
         // Outside RFC 3339's range: still unambiguous, and `parse` is not expected to read it back.
-        out.extend_from_slice(itoa::Buffer::new().format(y).as_bytes());
+        out.extend_from_slice(y.to_string().as_bytes());
     }
     out.push(b'-');
     push_padded(out, m, 2);
@@ -147,6 +147,14 @@ pub(crate) fn write_rfc3339_ms(out: &mut Vec<u8>, ms: i64) {
     out.push(b'.');
     push_padded(out, milli, 3);
     out.push(b'Z');
+}
+
+/// `ms` as `YYYY-MM-DDTHH:MM:SS.mmmZ`, in a new string.
+pub fn format_rfc3339_ms(ms: i64) -> String {
+    let mut v = Vec::with_capacity(24);
+    write_rfc3339_ms(&mut v, ms);
+    // Only ASCII digits and separators are written.
+    String::from_utf8(v).unwrap_or_default()
 }
 
 fn push_padded(out: &mut Vec<u8>, v: u32, width: u32) {
