@@ -19,7 +19,7 @@ cat "$DATA" > /dev/null # warm the page cache so the first run is not penalised
 
 RUNS=${RUNS:-3}
 now() { date +%s.%N; }
-for q in q1 q2 count; do
+for q in q1 q2 count window session; do
   best=""
   for _ in $(seq "$RUNS"); do
     line=$(target/release/eddy-bench-limit "$q" "$DATA")
@@ -32,7 +32,7 @@ for q in q1 q2 count; do
     best=""
     for _ in $(seq "$RUNS"); do
       t0=$(now)
-      target/release/eddy run "bench/topologies/$q.yaml" --quiet \
+      target/release/eddy run "bench/topologies/$q.yaml" --quiet --no-http \
         --set "parallelism=$p" --set "sources.bids.config.path=$DATA"
       t1=$(now)
       wall=$(awk -v t0="$t0" -v t1="$t1" 'BEGIN { printf "%.3f", t1 - t0 }')

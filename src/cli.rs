@@ -1,26 +1,57 @@
 //! The `eddy` command line. [`Cli`] is also the entry point for a custom binary that registers its own
 //! operators: `fn main() -> ExitCode { eddy::Cli::new().with(|r| { r.operator(...); }).run() }`.
+mod progress;
+
+use crate::http::{self, client, LogicalNodeInfo, Server};
 use crate::job;
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
+use eddy_actors::coordinator::JobHandle;
 use eddy_api::Registry;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::{Duration, UNIX_EPOCH};
 
 const EXAMPLES: &str = "\
 Examples:
   eddy run examples/quickstart.yaml
   eddy run job.yaml --set parallelism=4 --set sources.bids.config.path=data/bids.csv
+  eddy run job.yaml --listen 0.0.0.0:8081        (with EDDY_TOKEN set: a token is required off loopback)
+  eddy list;  eddy stop;  eddy cancel --url http://10.0.0.5:8081
   eddy validate job.yaml
   eddy graph job.yaml --dot | dot -Tsvg > job.svg
 
+A running job serves its dashboard and API on http://127.0.0.1:8081/ (see --listen, --no-http).
 Logs go to stderr; set EDDY_LOG (e.g. EDDY_LOG=info or EDDY_LOG=eddy_actors=debug) for more.";
+
+/// The URL `eddy list|stop|cancel|savepoint` talk to unless told otherwise.
+pub const DEFAULT_URL: &str = "http://127.0.0.1:8081";
 
 #[derive(Parser)]
 #[command(name = "eddy", version, about = "Stateful stream processing: run YAML dataflow topologies", after_help = EXAMPLES)]
 struct Args {
+    /// Log format on stderr: `human` (coloured on a terminal) or `json` (one object per line).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+/// Where a running job's web server is, for the client commands.
+#[derive(clap::Args)]
+struct Remote {
+    /// Base URL of the job's web server.
+    #[arg(long, default_value = DEFAULT_URL)]
+    url: String,
+    /// Bearer token, if the job requires one (default: $EDDY_TOKEN).
+    #[arg(long, value_name = "TOKEN")]
+    token: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -35,6 +66,20 @@ enum Command {
         /// Print nothing on success.
         #[arg(long, short)]
         quiet: bool,
+        /// Serve the dashboard and API on this address [default: 127.0.0.1:8081, or a free port if that
+        /// one is taken]; port 0 picks a free port. A non-loopback address requires a token.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+        /// Do not start the web server.
+        #[arg(long, conflicts_with_all = ["listen", "linger"])]
+        no_http: bool,
+        /// Bearer token every HTTP request must carry (default: $EDDY_TOKEN; prefer the variable, since
+        /// command lines are visible to other users).
+        #[arg(long, value_name = "TOKEN")]
+        token: Option<String>,
+        /// After the job ends, keep serving its final state until `eddy stop` or `eddy cancel`.
+        #[arg(long)]
+        linger: bool,
     },
     /// Check a job file: every problem is reported with its line and column.
     Validate {
@@ -55,6 +100,14 @@ enum Command {
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
     },
+    /// List the job served at --url: id, name, state, start, duration.
+    List(Remote),
+    /// Stop the job served at --url (no savepoint yet: savepoints need checkpoints).
+    Stop(Remote),
+    /// Cancel the job served at --url: its tasks stop at once and `eddy run` exits with an error.
+    Cancel(Remote),
+    /// Trigger a savepoint of the job served at --url (not available yet: needs checkpoints).
+    Savepoint(Remote),
 }
 
 /// The `eddy` command line over a registry of node types.
@@ -66,6 +119,16 @@ impl Default for Cli {
     fn default() -> Self {
         Self::new()
     }
+}
+
+struct RunOptions {
+    file: PathBuf,
+    set: Vec<String>,
+    quiet: bool,
+    listen: Option<String>,
+    no_http: bool,
+    token: Option<String>,
+    linger: bool,
 }
 
 impl Cli {
@@ -83,29 +146,10 @@ impl Cli {
     /// Parses `std::env::args` and runs the command.
     pub fn run(self) -> ExitCode {
         let args = Args::parse();
-        init_logging();
+        init_logging(args.log_format);
         match args.command {
-            Command::Run { file, set, quiet } => {
-                let prepared = match job::prepare(&file, &set, &self.registry) {
-                    Ok(p) => p,
-                    Err(report) => {
-                        eprintln!("{report}");
-                        return ExitCode::from(2);
-                    }
-                };
-                match prepared.run() {
-                    Ok(summary) => {
-                        if !quiet {
-                            let rss = peak_rss_mb().map(|mb| format!(", peak RSS {mb} MB")).unwrap_or_default();
-                            eprintln!("{summary}{rss}");
-                        }
-                        ExitCode::SUCCESS
-                    }
-                    Err(e) => {
-                        eprintln!("error: {e}");
-                        ExitCode::FAILURE
-                    }
-                }
+            Command::Run { file, set, quiet, listen, no_http, token, linger } => {
+                self.run_job(RunOptions { file, set, quiet, listen, no_http, token, linger })
             }
             Command::Validate { file, set } => match job::prepare(&file, &set, &self.registry) {
                 Ok(p) => {
@@ -129,7 +173,154 @@ impl Cli {
                     ExitCode::from(2)
                 }
             },
+            Command::List(r) => remote(&r, "GET", "api/v1/jobs", print_jobs),
+            Command::Stop(r) => remote(&r, "POST", "api/v1/job/stop", print_action),
+            Command::Cancel(r) => remote(&r, "POST", "api/v1/job/cancel", print_action),
+            Command::Savepoint(r) => remote(&r, "POST", "api/v1/job/savepoints", print_action),
         }
+    }
+
+    fn run_job(&self, o: RunOptions) -> ExitCode {
+        let prepared = match job::prepare(&o.file, &o.set, &self.registry) {
+            Ok(p) => p,
+            Err(report) => {
+                eprintln!("{report}");
+                return ExitCode::from(2);
+            }
+        };
+        let handle = prepared.handle();
+        let token = o.token.or_else(|| std::env::var("EDDY_TOKEN").ok()).filter(|t| !t.is_empty());
+        let server = if o.no_http {
+            None
+        } else {
+            let logical = LogicalNodeInfo::of_plan(&prepared.plan, &handle.status().graph);
+            match start_server(o.listen.as_deref(), token, o.linger, handle.clone(), logical) {
+                Ok(s) => {
+                    tracing::info!(url = %format!("http://{}/", s.addr()), "web UI listening");
+                    if !o.quiet {
+                        eprintln!("eddy: web UI on http://{}/", s.addr());
+                    }
+                    Some(s)
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        };
+        let bar = (!o.quiet && std::io::stderr().is_terminal() && handle.status().graph.bounded())
+            .then(|| progress::Progress::start(handle.clone()));
+        let result = prepared.run_with(&handle);
+        drop(bar);
+        let code = match result {
+            Ok(summary) => {
+                if !o.quiet {
+                    let rss = peak_rss_mb().map(|mb| format!(", peak RSS {mb} MB")).unwrap_or_default();
+                    eprintln!("{summary}{rss}");
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+        if let Some(server) = server {
+            if o.linger {
+                eprintln!(
+                    "eddy: job {}; serving its final state on http://{}/ until `eddy stop` (--linger)",
+                    handle.state(),
+                    server.addr()
+                );
+                server.wait_for_release();
+            }
+            server.shutdown();
+        }
+        code
+    }
+}
+
+/// Binds the listen address (falling back to a free port when the default one is taken) and starts the
+/// web server.
+fn start_server(
+    listen: Option<&str>,
+    token: Option<String>,
+    linger: bool,
+    handle: JobHandle,
+    logical: Vec<LogicalNodeInfo>,
+) -> Result<Server, http::HttpError> {
+    let listener = match listen {
+        Some(addr) => http::bind(addr, token.as_deref())?,
+        None => match http::bind(http::DEFAULT_LISTEN, token.as_deref()) {
+            Err(http::HttpError::Bind { source, .. }) if source.kind() == std::io::ErrorKind::AddrInUse => {
+                tracing::warn!("{} is in use (another job?); serving on a free port instead", http::DEFAULT_LISTEN);
+                http::bind("127.0.0.1:0", token.as_deref())?
+            }
+            other => other?,
+        },
+    };
+    let options = http::Options { token, linger, ..http::Options::default() };
+    Server::start(listener, handle, logical, options)
+}
+
+/// Sends one request to a job's server and prints the answer with `print`; exit 1 on any error.
+fn remote(r: &Remote, method: &str, path: &str, print: fn(&serde_json::Value)) -> ExitCode {
+    let token = r.token.clone().or_else(|| std::env::var("EDDY_TOKEN").ok()).filter(|t| !t.is_empty());
+    let url = client::join(&r.url, path);
+    let resp = match client::request(method, &url, token.as_deref(), None) {
+        Ok(resp) => resp,
+        Err(e) => {
+            eprintln!("error: {e} (is a job running? `eddy run` serves on {DEFAULT_URL} unless told otherwise)");
+            return ExitCode::FAILURE;
+        }
+    };
+    let body = resp.json().unwrap_or(serde_json::Value::Null);
+    if !(200..300).contains(&resp.status) {
+        let msg = body.get("error").and_then(|e| e.as_str()).map_or_else(|| resp.body.trim().to_string(), String::from);
+        eprintln!("error: {} ({})", msg, resp.status);
+        return ExitCode::FAILURE;
+    }
+    print(&body);
+    ExitCode::SUCCESS
+}
+
+fn print_jobs(body: &serde_json::Value) {
+    let jobs = body.get("jobs").and_then(|j| j.as_array()).cloned().unwrap_or_default();
+    println!("{:<16}  {:<24}  {:<10}  {:<20}  {:>10}  {:>5}", "ID", "NAME", "STATE", "STARTED", "DURATION", "TASKS");
+    for j in jobs {
+        let s = |k: &str| j.get(k).and_then(|v| v.as_str()).unwrap_or("-").to_string();
+        let started = j
+            .get("start_time")
+            .and_then(|v| v.as_u64())
+            .map(|ms| humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms)).to_string())
+            .unwrap_or_else(|| "-".into());
+        let duration = j
+            .get("duration_ms")
+            .and_then(|v| v.as_u64())
+            .map(|ms| format!("{:.1}s", ms as f64 / 1e3))
+            .unwrap_or_else(|| "-".into());
+        let tasks = j.get("tasks").and_then(|v| v.as_u64()).unwrap_or(0);
+        println!(
+            "{:<16}  {:<24}  {:<10}  {:<20}  {:>10}  {:>5}",
+            s("id"),
+            s("name"),
+            s("state"),
+            started,
+            duration,
+            tasks
+        );
+    }
+}
+
+fn print_action(body: &serde_json::Value) {
+    let s = |k: &str| body.get(k).and_then(|v| v.as_str()).unwrap_or("-").to_string();
+    if body.get("released").and_then(|v| v.as_bool()) == Some(true) {
+        println!("job `{}` had already {}; its lingering `eddy run` exits now", s("job"), s("state"));
+    } else {
+        println!("job `{}` ({}): {}", s("job"), s("id"), s("state"));
+    }
+    if let Some(note) = body.get("note").and_then(|v| v.as_str()) {
+        println!("note: {note}");
     }
 }
 
@@ -137,14 +328,14 @@ fn task_count(p: &job::PreparedJob) -> usize {
     p.graph.vertices.iter().map(|v| v.parallelism).sum()
 }
 
-fn init_logging() {
+fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("EDDY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().with_current_span(true).try_init(),
+        LogFormat::Human => builder.with_ansi(std::io::stderr().is_terminal()).try_init(),
+    };
 }
 
 /// Peak resident memory of this process (Linux), for the run summary.

@@ -2,6 +2,7 @@
 use crate::config::{self, JobSpec, Report};
 use crate::plan::physical::{self, Settings};
 use crate::plan::{logical, LogicalPlan};
+use eddy_actors::coordinator::{run_job_with, JobHandle};
 use eddy_actors::{run_job, JobError, JobGraph, JobMetrics, JobSummary};
 use eddy_api::{Diagnostics, Registry};
 use std::path::Path;
@@ -61,5 +62,16 @@ impl PreparedJob {
     pub fn run(self) -> Result<JobSummary, JobError> {
         let metrics = Arc::new(JobMetrics::new(&self.graph.nodes()));
         run_job(self.graph, metrics)
+    }
+
+    /// A handle on the job's live status and metrics, for [`PreparedJob::run_with`].
+    pub fn handle(&self) -> JobHandle {
+        JobHandle::new(&self.graph)
+    }
+
+    /// Runs the job to completion like [`PreparedJob::run`], publishing its status and metrics through
+    /// `handle` (from [`PreparedJob::handle`]) and taking cancel and stop requests from it.
+    pub fn run_with(self, handle: &JobHandle) -> Result<JobSummary, JobError> {
+        run_job_with(self.graph, handle)
     }
 }

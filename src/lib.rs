@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod connectors;
 pub mod expr;
+pub mod http;
 pub mod job;
 pub mod operators;
 pub mod plan;

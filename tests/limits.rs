@@ -21,7 +21,8 @@ fn a_slow_sink_throttles_ten_million_records_in_bounded_memory() {
          sinks:\n  slow: { type: blackhole, parallelism: 1, inputs: [gen], config: { delay_per_batch: 500us } }\n",
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_eddy")).args(["run", job.to_str().unwrap()]).output().unwrap();
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_eddy")).args(["run", job.to_str().unwrap(), "--no-http"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     let summary = stderr.lines().find(|l| l.contains("finished in")).expect("summary line");

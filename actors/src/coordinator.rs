@@ -1,18 +1,26 @@
 //! The coordinator actor (Flink's JobManager): deploys the task actors of a [`JobGraph`], tracks
-//! their lifecycle, and ends the job when every task has finished or one has failed.
+//! their lifecycle, and ends the job when every task has finished, one has failed, or it is told to
+//! (cancel, stop).
+//!
+//! It also owns the job's live status: a [`JobHandle`] shares the state machine
+//! (created -> running -> finished | failed | cancelled | stopped), the start and end times, the
+//! failures and restarts, a description of the physical graph and the metrics with whoever watches the
+//! job (the web server, the progress bar), and carries their actions back to the coordinator as
+//! [`Control`] messages.
 use crate::graph::{Head, JobGraph, Partitioning};
 use crate::metrics::{JobMetrics, NodeTotals};
 use crate::output::OutputWriter;
-use crate::task::{Cancel, TaskActor, TaskEvent, TaskId, TaskSetup};
+use crate::task::{Cancel, StopSource, TaskActor, TaskEvent, TaskId, TaskSetup};
 use actix::prelude::*;
 use actix_rt::{Arbiter, ArbiterHandle};
 use eddy_api::StreamElement;
 use std::fmt;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::hash::{BuildHasher, Hasher};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc::{channel, Receiver, Sender};
 use tokio::sync::oneshot;
-use tracing::{info, info_span};
+use tracing::{info, info_span, warn};
 
 /// How a finished job went.
 #[derive(Clone, Debug)]
@@ -23,11 +31,14 @@ pub struct JobSummary {
     pub wall: Duration,
     /// Per-node totals in plan order.
     pub nodes: Vec<NodeTotals>,
+    /// True when the job was stopped on request rather than running out of input.
+    pub stopped: bool,
 }
 
 impl fmt::Display for JobSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "job `{}` finished in {:.3}s:", self.job, self.wall.as_secs_f64())?;
+        let how = if self.stopped { "stopped after" } else { "finished in" };
+        write!(f, "job `{}` {how} {:.3}s:", self.job, self.wall.as_secs_f64())?;
         for (i, n) in self.nodes.iter().enumerate() {
             let sep = if i == 0 { " " } else { ", " };
             write!(f, "{sep}{} {}->{}", n.node, n.records_in, n.records_out)?;
@@ -42,56 +53,425 @@ impl fmt::Display for JobSummary {
     }
 }
 
-/// Why a job failed.
+/// Whether a job ended by a failure or was cancelled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobErrorKind {
+    /// A task failed.
+    Failed,
+    /// Someone cancelled the job.
+    Cancelled,
+}
+
+/// Why a job did not finish.
 #[derive(Clone, Debug, thiserror::Error)]
-#[error("job `{job}` failed: node `{node}` subtask {subtask}: {message}")]
 pub struct JobError {
     /// Job name.
     pub job: String,
+    /// The failing node (empty when cancelled).
+    pub node: String,
+    /// Its subtask.
+    pub subtask: usize,
+    /// The error, or who cancelled.
+    pub message: String,
+    /// Failure or cancellation.
+    pub kind: JobErrorKind,
+}
+
+impl fmt::Display for JobError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind {
+            JobErrorKind::Cancelled => write!(f, "job `{}` cancelled: {}", self.job, self.message),
+            JobErrorKind::Failed if self.node.is_empty() => write!(f, "job `{}` failed: {}", self.job, self.message),
+            JobErrorKind::Failed => {
+                write!(f, "job `{}` failed: node `{}` subtask {}: {}", self.job, self.node, self.subtask, self.message)
+            }
+        }
+    }
+}
+
+/// Where a job is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum JobState {
+    /// Planned, not deployed yet.
+    Created,
+    /// Tasks deployed and running.
+    Running,
+    /// A cancel was requested; tasks are being stopped.
+    Cancelling,
+    /// A stop was requested; tasks are being stopped.
+    Stopping,
+    /// Every task ran out of input and finished.
+    Finished,
+    /// A task failed.
+    Failed,
+    /// Cancelled on request.
+    Cancelled,
+    /// Stopped on request.
+    Stopped,
+}
+
+impl JobState {
+    /// Every state, for exporters that list them all.
+    pub const ALL: [JobState; 8] = [
+        JobState::Created,
+        JobState::Running,
+        JobState::Cancelling,
+        JobState::Stopping,
+        JobState::Finished,
+        JobState::Failed,
+        JobState::Cancelled,
+        JobState::Stopped,
+    ];
+
+    /// Lower-case name, as in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Created => "created",
+            JobState::Running => "running",
+            JobState::Cancelling => "cancelling",
+            JobState::Stopping => "stopping",
+            JobState::Finished => "finished",
+            JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
+            JobState::Stopped => "stopped",
+        }
+    }
+
+    /// True once the job has ended, whichever way.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, JobState::Finished | JobState::Failed | JobState::Cancelled | JobState::Stopped)
+    }
+}
+
+impl fmt::Display for JobState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A task failure, as shown in the job's exception history.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FailureRecord {
+    /// When it was reported, in ms since the epoch.
+    pub time_ms: u64,
     /// The failing node.
     pub node: String,
     /// Its subtask.
     pub subtask: usize,
     /// The error.
     pub message: String,
+    /// Whether the task was restarted (otherwise the failure ended the job).
+    pub restarted: bool,
+}
+
+/// One chain of the physical graph, as described to people.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VertexInfo {
+    /// Position in the graph.
+    pub id: usize,
+    /// The chained node names joined by `->`.
+    pub name: String,
+    /// The chained node names in order.
+    pub nodes: Vec<String>,
+    /// Subtasks.
+    pub parallelism: usize,
+    /// For a source chain: whether its input ends by itself.
+    pub bounded: Option<bool>,
+}
+
+/// One edge of the physical graph.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EdgeInfo {
+    /// Upstream vertex.
+    pub from: usize,
+    /// Downstream vertex.
+    pub to: usize,
+    /// `forward`, `rebalance`, `hash` or `broadcast`.
+    pub partitioning: &'static str,
+}
+
+/// The physical graph and its settings, without the runnable parts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GraphInfo {
+    /// Task chains.
+    pub vertices: Vec<VertexInfo>,
+    /// Their connections.
+    pub edges: Vec<EdgeInfo>,
+    /// Number of key groups.
+    pub max_parallelism: usize,
+    /// Records per batch.
+    pub batch_size: usize,
+    /// Flush interval of partly filled batches.
+    pub buffer_timeout: Duration,
+    /// Batches in flight per channel.
+    pub channel_capacity: usize,
+    /// Arbiter threads.
+    pub threads: usize,
+}
+
+impl GraphInfo {
+    /// Describes a graph.
+    pub fn of(g: &JobGraph) -> Self {
+        GraphInfo {
+            vertices: g
+                .vertices
+                .iter()
+                .map(|v| VertexInfo {
+                    id: v.id,
+                    name: v.display_name(),
+                    nodes: v.node_names().iter().map(|n| n.to_string()).collect(),
+                    parallelism: v.parallelism,
+                    bounded: match &v.head {
+                        Head::Source { builder, .. } => Some(builder.bounded()),
+                        Head::Input => None,
+                    },
+                })
+                .collect(),
+            edges: g
+                .edges
+                .iter()
+                .map(|e| EdgeInfo { from: e.from, to: e.to, partitioning: e.partitioning.name() })
+                .collect(),
+            max_parallelism: g.max_parallelism,
+            batch_size: g.batch_size,
+            buffer_timeout: g.buffer_timeout,
+            channel_capacity: g.channel_capacity,
+            threads: g.threads,
+        }
+    }
+
+    /// True when every source ends by itself.
+    pub fn bounded(&self) -> bool {
+        self.vertices.iter().all(|v| v.bounded != Some(false))
+    }
+
+    /// Total number of tasks.
+    pub fn tasks(&self) -> usize {
+        self.vertices.iter().map(|v| v.parallelism).sum()
+    }
+
+    /// The vertex running a node.
+    pub fn vertex_of(&self, node: &str) -> Option<&VertexInfo> {
+        self.vertices.iter().find(|v| v.nodes.iter().any(|n| n == node))
+    }
+}
+
+/// The live status of a job.
+#[derive(Clone, Debug)]
+pub struct JobStatus {
+    /// A per-run identifier (16 hex digits).
+    pub id: String,
+    /// Job name.
+    pub job: String,
+    /// Current state.
+    pub state: JobState,
+    /// When the job was created (planned), in ms since the epoch.
+    pub created_ms: u64,
+    /// When its tasks were deployed.
+    pub started_ms: Option<u64>,
+    /// When it ended.
+    pub ended_ms: Option<u64>,
+    /// Time from deployment to the end, once ended.
+    pub wall: Option<Duration>,
+    /// Task failures, oldest first.
+    pub failures: Vec<FailureRecord>,
+    /// Restarts of the job or its tasks.
+    pub restarts: u64,
+    /// How it ended, in words (the error for a failed or cancelled job).
+    pub message: Option<String>,
+    /// The physical graph.
+    pub graph: GraphInfo,
+}
+
+/// An action on a running job, sent by a [`JobHandle`] to the coordinator.
+#[derive(Message, Clone, Copy, Debug, PartialEq, Eq)]
+#[rtype(result = "()")]
+pub enum Control {
+    /// Stop every task at once; the job ends as cancelled (an error).
+    Cancel,
+    /// Stop the job on request; it ends as stopped (a success). Without checkpoints this stops the tasks
+    /// where they are: records in flight are dropped.
+    Stop,
+}
+
+/// Why an action was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ControlError {
+    /// The job has already ended (or is already being cancelled or stopped).
+    #[error("job is {0}, not running")]
+    NotRunning(JobState),
+    /// The coordinator is gone.
+    #[error("the job's coordinator is not reachable")]
+    Unreachable,
+}
+
+#[derive(Default)]
+struct ControlSlot {
+    coordinator: Option<Recipient<Control>>,
+    /// An action that arrived before the coordinator started.
+    pending: Option<Control>,
+}
+
+struct Shared {
+    metrics: Arc<JobMetrics>,
+    status: RwLock<JobStatus>,
+    control: Mutex<ControlSlot>,
+}
+
+/// A shared view of one job: its status and metrics, and a way to cancel or stop it. Cheap to clone;
+/// usable from any thread.
+#[derive(Clone)]
+pub struct JobHandle {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for JobHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JobHandle").field("status", &self.status()).finish_non_exhaustive()
+    }
+}
+
+/// Milliseconds since the epoch, now.
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+impl JobHandle {
+    /// A handle for a job about to run on `graph`, with fresh metrics.
+    pub fn new(graph: &JobGraph) -> Self {
+        Self::with_metrics(graph, Arc::new(JobMetrics::new(&graph.nodes())))
+    }
+
+    /// A handle over existing metrics (which must cover `graph.nodes()`).
+    pub fn with_metrics(graph: &JobGraph, metrics: Arc<JobMetrics>) -> Self {
+        let created_ms = now_ms();
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write(graph.job.as_bytes());
+        h.write_u64(created_ms);
+        h.write_u32(std::process::id());
+        let status = JobStatus {
+            id: format!("{:016x}", h.finish()),
+            job: graph.job.to_string(),
+            state: JobState::Created,
+            created_ms,
+            started_ms: None,
+            ended_ms: None,
+            wall: None,
+            failures: Vec::new(),
+            restarts: 0,
+            message: None,
+            graph: GraphInfo::of(graph),
+        };
+        JobHandle {
+            shared: Arc::new(Shared {
+                metrics,
+                status: RwLock::new(status),
+                control: Mutex::new(ControlSlot::default()),
+            }),
+        }
+    }
+
+    /// The job's counters.
+    pub fn metrics(&self) -> &Arc<JobMetrics> {
+        &self.shared.metrics
+    }
+
+    /// A copy of the current status.
+    pub fn status(&self) -> JobStatus {
+        self.shared.status.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// The current state.
+    pub fn state(&self) -> JobState {
+        self.shared.status.read().unwrap_or_else(PoisonError::into_inner).state
+    }
+
+    fn update(&self, f: impl FnOnce(&mut JobStatus)) {
+        f(&mut self.shared.status.write().unwrap_or_else(PoisonError::into_inner));
+    }
+
+    /// Asks the coordinator to cancel the job; returns the state it moves to.
+    pub fn cancel(&self) -> Result<JobState, ControlError> {
+        self.send(Control::Cancel)
+    }
+
+    /// Asks the coordinator to stop the job; returns the state it moves to.
+    pub fn stop(&self) -> Result<JobState, ControlError> {
+        self.send(Control::Stop)
+    }
+
+    fn send(&self, action: Control) -> Result<JobState, ControlError> {
+        let next = match action {
+            Control::Cancel => JobState::Cancelling,
+            Control::Stop => JobState::Stopping,
+        };
+        let mut slot = self.shared.control.lock().unwrap_or_else(PoisonError::into_inner);
+        match self.state() {
+            JobState::Created | JobState::Running => {}
+            other => return Err(ControlError::NotRunning(other)),
+        }
+        match &slot.coordinator {
+            Some(c) if c.connected() => c.do_send(action),
+            Some(_) => return Err(ControlError::Unreachable),
+            None => slot.pending = Some(action),
+        }
+        self.update(|s| s.state = next);
+        Ok(next)
+    }
+
+    /// Called by the coordinator when it starts: registers it and returns an action that arrived first.
+    fn attach(&self, coordinator: Recipient<Control>) -> Option<Control> {
+        let mut slot = self.shared.control.lock().unwrap_or_else(PoisonError::into_inner);
+        slot.coordinator = Some(coordinator);
+        slot.pending.take()
+    }
+
+    fn detach(&self) {
+        self.shared.control.lock().unwrap_or_else(PoisonError::into_inner).coordinator = None;
+    }
 }
 
 /// Deploys and supervises one job.
 pub struct Coordinator {
     graph: JobGraph,
-    metrics: Arc<JobMetrics>,
+    handle: JobHandle,
     arbiters: Vec<ArbiterHandle>,
     tasks: Vec<Addr<TaskActor>>,
     running: usize,
     started: Instant,
     done: Option<oneshot::Sender<Result<JobSummary, JobError>>>,
+    /// A graceful stop was asked for: the job ends as stopped once every task has drained.
+    stopping: bool,
 }
 
 impl Coordinator {
     fn new(
         graph: JobGraph,
-        metrics: Arc<JobMetrics>,
+        handle: JobHandle,
         arbiters: Vec<ArbiterHandle>,
         done: oneshot::Sender<Result<JobSummary, JobError>>,
     ) -> Self {
         Coordinator {
             graph,
-            metrics,
+            handle,
             arbiters,
             tasks: Vec::new(),
             running: 0,
             started: Instant::now(),
             done: Some(done),
+            stopping: false,
         }
     }
 
     /// Creates the bounded channels and starts one task actor per subtask, spread over the arbiters.
     fn deploy(&mut self, me: Recipient<TaskEvent>) {
         let g = &self.graph;
+        let metrics = self.handle.metrics().clone();
         type Senders = Vec<Vec<Sender<StreamElement>>>; // per output edge, per target
         let mut outs: Vec<Vec<Senders>> =
             g.vertices.iter().map(|v| (0..v.parallelism).map(|_| Vec::new()).collect()).collect();
-        let mut ins: Vec<Vec<Vec<Receiver<StreamElement>>>> =
+        type Inputs = Vec<(Receiver<StreamElement>, usize)>; // per input channel: receiver, input port
+        let mut ins: Vec<Vec<Inputs>> =
             g.vertices.iter().map(|v| (0..v.parallelism).map(|_| Vec::new()).collect()).collect();
         for e in &g.edges {
             let (pa, pb) = (g.vertices[e.from].parallelism, g.vertices[e.to].parallelism);
@@ -102,25 +482,23 @@ impl Coordinator {
                 for j in targets {
                     let (tx, rx) = channel(g.channel_capacity.max(1));
                     senders.push(tx);
-                    ins[e.to][j].push(rx);
+                    ins[e.to][j].push((rx, e.port));
                 }
                 out.push(senders);
             }
         }
         let mut n = 0;
         for v in &g.vertices {
-            let width = match (v.operators.last(), &v.head) {
-                (Some(o), _) => o.builder.output_schema().len(),
-                (None, Head::Source { builder, .. }) => builder.output_schema().len(),
-                (None, Head::Input) => 0,
-            };
-            let edges: Vec<_> = g.outputs_of(v.id).map(|(_, e)| e.partitioning.clone()).collect();
+            let edges: Vec<_> = g.outputs_of(v.id).map(|(_, e)| (e.partitioning.clone(), e.side)).collect();
             for subtask in (0..v.parallelism).rev() {
                 let senders = outs[v.id].pop().unwrap_or_default();
                 let outputs = edges
                     .iter()
                     .zip(senders)
-                    .map(|(p, s)| OutputWriter::new(p.clone(), s, width, g.batch_size, g.max_parallelism))
+                    .map(|((p, side), s)| {
+                        OutputWriter::new(p.clone(), s, v.output_width(*side), g.batch_size, g.max_parallelism)
+                            .on_side(*side)
+                    })
                     .collect();
                 let setup = TaskSetup {
                     id: TaskId { vertex: v.id, subtask },
@@ -129,7 +507,7 @@ impl Coordinator {
                     max_parallelism: g.max_parallelism,
                     inputs: std::mem::take(&mut ins[v.id][subtask]),
                     outputs,
-                    metrics: v.node_names().iter().map(|name| self.metrics.get(name, subtask)).collect(),
+                    metrics: v.node_names().iter().map(|name| metrics.get(name, subtask)).collect(),
                     batch_size: g.batch_size,
                     buffer_timeout: g.buffer_timeout,
                     coordinator: me.clone(),
@@ -145,11 +523,41 @@ impl Coordinator {
         info!(tasks = n, threads = self.arbiters.len(), "job deployed");
     }
 
+    /// Ends the job: records the final state and hands the result to `run_job`.
     fn complete(&mut self, ctx: &mut Context<Self>, result: Result<JobSummary, JobError>) {
+        let wall = self.started.elapsed();
+        let (state, message) = match &result {
+            Ok(s) if s.stopped => (JobState::Stopped, None),
+            Ok(_) => (JobState::Finished, None),
+            Err(e) if e.kind == JobErrorKind::Cancelled => (JobState::Cancelled, Some(e.to_string())),
+            Err(e) => (JobState::Failed, Some(e.to_string())),
+        };
+        self.handle.detach();
+        self.handle.update(|s| {
+            s.state = state;
+            s.ended_ms = Some(now_ms());
+            s.wall = Some(wall);
+            s.message = message;
+        });
         if let Some(done) = self.done.take() {
             let _ = done.send(result);
         }
         ctx.stop();
+    }
+
+    fn cancel_tasks(&self) {
+        for t in &self.tasks {
+            t.do_send(Cancel);
+        }
+    }
+
+    fn summary(&self, stopped: bool) -> JobSummary {
+        JobSummary {
+            job: self.graph.job.to_string(),
+            wall: self.started.elapsed(),
+            nodes: self.handle.metrics().totals(),
+            stopped,
+        }
     }
 }
 
@@ -158,17 +566,20 @@ impl Actor for Coordinator {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.started = Instant::now();
+        let pending = self.handle.attach(ctx.address().recipient());
+        self.handle.update(|s| {
+            if s.state == JobState::Created {
+                s.state = JobState::Running;
+            }
+            s.started_ms = Some(now_ms());
+        });
         self.deploy(ctx.address().recipient());
         if self.running == 0 {
-            let summary = self.summary();
+            let summary = self.summary(false);
             self.complete(ctx, Ok(summary));
+        } else if let Some(action) = pending {
+            ctx.notify(action);
         }
-    }
-}
-
-impl Coordinator {
-    fn summary(&self) -> JobSummary {
-        JobSummary { job: self.graph.job.to_string(), wall: self.started.elapsed(), nodes: self.metrics.totals() }
     }
 }
 
@@ -180,16 +591,68 @@ impl Handler<TaskEvent> for Coordinator {
             TaskEvent::Finished(_) => {
                 self.running = self.running.saturating_sub(1);
                 if self.running == 0 {
-                    let summary = self.summary();
+                    let summary = self.summary(self.stopping);
                     self.complete(ctx, Ok(summary));
                 }
             }
             TaskEvent::Failed { task, node, error } => {
-                for t in &self.tasks {
-                    t.do_send(Cancel);
-                }
-                let err = JobError { job: self.graph.job.to_string(), node, subtask: task.subtask, message: error };
+                self.cancel_tasks();
+                self.handle.update(|s| {
+                    s.failures.push(FailureRecord {
+                        time_ms: now_ms(),
+                        node: node.clone(),
+                        subtask: task.subtask,
+                        message: error.clone(),
+                        restarted: false,
+                    })
+                });
+                let err = JobError {
+                    job: self.graph.job.to_string(),
+                    node,
+                    subtask: task.subtask,
+                    message: error,
+                    kind: JobErrorKind::Failed,
+                };
                 self.complete(ctx, Err(err));
+            }
+        }
+    }
+}
+
+impl Handler<Control> for Coordinator {
+    type Result = ();
+
+    fn handle(&mut self, action: Control, ctx: &mut Context<Self>) {
+        if self.done.is_none() {
+            return;
+        }
+        if matches!(action, Control::Stop) {
+            // Graceful: sources end their input as if it were exhausted, every task drains, the sinks
+            // finish, and the job completes through the normal path, marked as stopped.
+            info!("job stopping on request: sources end their input");
+            self.stopping = true;
+            for t in &self.tasks {
+                t.do_send(StopSource);
+            }
+            return;
+        }
+        self.cancel_tasks();
+        match action {
+            Control::Cancel => {
+                warn!("job cancelled on request");
+                let err = JobError {
+                    job: self.graph.job.to_string(),
+                    node: String::new(),
+                    subtask: 0,
+                    message: "cancelled on request".into(),
+                    kind: JobErrorKind::Cancelled,
+                };
+                self.complete(ctx, Err(err));
+            }
+            Control::Stop => {
+                info!("job stopped on request");
+                let summary = self.summary(true);
+                self.complete(ctx, Ok(summary));
             }
         }
     }
@@ -197,16 +660,24 @@ impl Handler<TaskEvent> for Coordinator {
 
 /// Runs a job to completion on a fresh actix system with `graph.threads` arbiters.
 pub fn run_job(graph: JobGraph, metrics: Arc<JobMetrics>) -> Result<JobSummary, JobError> {
+    let handle = JobHandle::with_metrics(&graph, metrics);
+    run_job_with(graph, &handle)
+}
+
+/// Runs a job to completion like [`run_job`], publishing its status through `handle` (made from the same
+/// graph) and taking actions from it.
+pub fn run_job_with(graph: JobGraph, handle: &JobHandle) -> Result<JobSummary, JobError> {
     let span = info_span!("job", job = %graph.job);
     let _g = span.enter();
     let threads = graph.threads.max(1);
     let job = graph.job.to_string();
     let sys = actix_rt::System::new();
+    let coordinator_handle = handle.clone();
     let (result, arbiters) = sys.block_on(async move {
         let arbiters: Vec<Arbiter> = (0..threads).map(|_| Arbiter::new()).collect();
         let handles = arbiters.iter().map(Arbiter::handle).collect();
         let (tx, rx) = oneshot::channel();
-        Coordinator::new(graph, metrics, handles, tx).start();
+        Coordinator::new(graph, coordinator_handle, handles, tx).start();
         let result = rx.await;
         (result, arbiters)
     });
@@ -215,6 +686,13 @@ pub fn run_job(graph: JobGraph, metrics: Arc<JobMetrics>) -> Result<JobSummary, 
         let _ = a.join();
     }
     result.unwrap_or_else(|_| {
-        Err(JobError { job, node: String::new(), subtask: 0, message: "the coordinator stopped unexpectedly".into() })
+        let message = "the coordinator stopped unexpectedly".to_string();
+        handle.detach();
+        handle.update(|s| {
+            s.state = JobState::Failed;
+            s.ended_ms = Some(now_ms());
+            s.message = Some(message.clone());
+        });
+        Err(JobError { job, node: String::new(), subtask: 0, message, kind: JobErrorKind::Failed })
     })
 }

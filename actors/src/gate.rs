@@ -1,8 +1,9 @@
 //! The input gate: merges a task's bounded input channels into one ordered stream of events.
 //!
 //! Channels are polled round robin so no upstream starves the others. The gate owns the cross-channel
-//! bookkeeping: a watermark is passed on only when the minimum over all live channels advances, and
-//! end-of-input only when every channel has ended.
+//! bookkeeping: a watermark is passed on only when the minimum over the active channels advances (ended
+//! and idle channels do not hold it back), the task becomes idle when every live channel is idle, and
+//! end-of-input is passed on only when every channel has ended.
 use eddy_api::{Batch, StreamElement};
 use futures_util::Stream;
 use std::pin::Pin;
@@ -12,10 +13,12 @@ use tokio::sync::mpsc::Receiver;
 /// What the gate hands to its task.
 #[derive(Debug)]
 pub enum GateEvent {
-    /// A batch from some channel.
-    Data(Batch),
+    /// A batch from some channel, with the input port that channel feeds.
+    Data(usize, Batch),
     /// The minimum watermark over all channels advanced to this value.
     Watermark(i64),
+    /// Every live channel is idle (`true`), or one became active again (`false`).
+    Idle(bool),
     /// A channel closed without end-of-input: its upstream task died.
     Disconnected,
     /// Every channel has ended.
@@ -24,8 +27,10 @@ pub enum GateEvent {
 
 struct InputChannel {
     rx: Receiver<StreamElement>,
+    port: usize,
     watermark: i64,
     ended: bool,
+    idle: bool,
 }
 
 /// Merged input of one task.
@@ -34,18 +39,24 @@ pub struct InputGate {
     next: usize,
     live: usize,
     watermark: i64,
+    /// Whether the task is idle as a whole (every live channel idle).
+    idle: bool,
     done: bool,
 }
 
 impl InputGate {
-    /// A gate over the given channels.
-    pub fn new(receivers: Vec<Receiver<StreamElement>>) -> Self {
+    /// A gate over the given channels, each with the input port it feeds.
+    pub fn new(receivers: Vec<(Receiver<StreamElement>, usize)>) -> Self {
         let live = receivers.len();
         InputGate {
-            channels: receivers.into_iter().map(|rx| InputChannel { rx, watermark: i64::MIN, ended: false }).collect(),
+            channels: receivers
+                .into_iter()
+                .map(|(rx, port)| InputChannel { rx, port, watermark: i64::MIN, ended: false, idle: false })
+                .collect(),
             next: 0,
             live,
             watermark: i64::MIN,
+            idle: false,
             done: false,
         }
     }
@@ -60,19 +71,45 @@ impl InputGate {
         self.channels.is_empty()
     }
 
-    /// The minimum watermark over channels that have not ended, if it advanced.
+    /// The minimum watermark over active channels, if it advanced. With every live channel idle there
+    /// is no minimum, and the watermark stays where it is.
     fn advance_watermark(&mut self) -> Option<i64> {
-        let min = self.channels.iter().filter(|c| !c.ended).map(|c| c.watermark).min().unwrap_or(i64::MAX);
+        let active = self.channels.iter().filter(|c| !c.ended && !c.idle);
+        let min = match active.map(|c| c.watermark).min() {
+            Some(m) => m,
+            None if self.live == 0 => i64::MAX,
+            None => return None,
+        };
         (min > self.watermark).then(|| {
             self.watermark = min;
             min
         })
     }
 
+    /// The idle status of the whole gate, when it changed.
+    fn idle_change(&mut self) -> Option<bool> {
+        let all_idle = self.live > 0 && self.channels.iter().all(|c| c.ended || c.idle);
+        (all_idle != self.idle).then(|| {
+            self.idle = all_idle;
+            all_idle
+        })
+    }
+
     /// Handles one element of channel `i`; returns the event to hand on, if any.
     fn on_element(&mut self, i: usize, el: StreamElement) -> Option<GateEvent> {
         match el {
-            StreamElement::Data(b) => Some(GateEvent::Data(b)),
+            StreamElement::Data(b) => Some(GateEvent::Data(self.channels[i].port, b)),
+            StreamElement::Idle(idle) => {
+                self.channels[i].idle = idle;
+                // Leaving idleness must be announced before anything else; entering it may advance the
+                // watermark of the channels that are still active.
+                match self.idle_change() {
+                    Some(false) => Some(GateEvent::Idle(false)),
+                    Some(true) => Some(GateEvent::Idle(true)),
+                    None if idle => self.advance_watermark().map(GateEvent::Watermark),
+                    None => None,
+                }
+            }
             StreamElement::Watermark(w) => {
                 let ch = &mut self.channels[i];
                 ch.watermark = ch.watermark.max(w);
@@ -139,7 +176,7 @@ mod tests {
     async fn watermark_is_the_minimum_and_end_needs_every_channel() {
         let (a_tx, a_rx) = channel(8);
         let (b_tx, b_rx) = channel(8);
-        let mut gate = InputGate::new(vec![a_rx, b_rx]);
+        let mut gate = InputGate::new(vec![(a_rx, 0), (b_rx, 1)]);
         a_tx.send(StreamElement::Watermark(10)).await.unwrap();
         b_tx.send(StreamElement::Watermark(5)).await.unwrap();
         assert!(matches!(gate.next().await, Some(GateEvent::Watermark(5))));
@@ -153,9 +190,27 @@ mod tests {
     }
 
     #[actix_rt::test]
+    async fn an_idle_channel_does_not_hold_the_watermark_back() {
+        let (a_tx, a_rx) = channel(8);
+        let (b_tx, b_rx) = channel(8);
+        let mut gate = InputGate::new(vec![(a_rx, 0), (b_rx, 1)]);
+        a_tx.send(StreamElement::Watermark(10)).await.unwrap();
+        b_tx.send(StreamElement::Idle(true)).await.unwrap();
+        assert!(matches!(gate.next().await, Some(GateEvent::Watermark(10))));
+        a_tx.send(StreamElement::Idle(true)).await.unwrap();
+        assert!(matches!(gate.next().await, Some(GateEvent::Idle(true))));
+        b_tx.send(StreamElement::Idle(false)).await.unwrap();
+        assert!(matches!(gate.next().await, Some(GateEvent::Idle(false))));
+        // b is active again with an older watermark: the output never goes backwards.
+        b_tx.send(StreamElement::Watermark(5)).await.unwrap();
+        b_tx.send(StreamElement::Watermark(30)).await.unwrap();
+        assert!(matches!(gate.next().await, Some(GateEvent::Watermark(30))));
+    }
+
+    #[actix_rt::test]
     async fn a_dropped_upstream_is_reported() {
         let (a_tx, a_rx) = channel::<StreamElement>(8);
-        let mut gate = InputGate::new(vec![a_rx]);
+        let mut gate = InputGate::new(vec![(a_rx, 0)]);
         drop(a_tx);
         assert!(matches!(gate.next().await, Some(GateEvent::Disconnected)));
     }

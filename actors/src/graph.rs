@@ -36,6 +36,19 @@ impl Partitioning {
     }
 }
 
+/// How a source derives watermarks from the event-time field of its records.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventTimeSpec {
+    /// Position of the timestamp field in the source's records.
+    pub field: usize,
+    /// Bound on disorder: the watermark trails the largest timestamp seen by this much (plus 1 ms).
+    pub max_out_of_orderness: Duration,
+    /// A split silent for this long is marked idle and stops holding the watermark back.
+    pub idle_timeout: Option<Duration>,
+    /// How often watermarks are emitted; zero emits after every batch (punctuated).
+    pub interval: Duration,
+}
+
 /// What starts a chain.
 #[derive(Clone)]
 pub enum Head {
@@ -45,6 +58,8 @@ pub enum Head {
         name: Arc<str>,
         /// The planned source.
         builder: Arc<dyn SourceBuilder>,
+        /// Watermark generation, when the source declares `event_time`.
+        event_time: Option<EventTimeSpec>,
     },
     /// Input channels from upstream vertices.
     Input,
@@ -95,6 +110,16 @@ impl Vertex {
         names
     }
 
+    /// Fields per record of the chain's main output (`side: None`) or of a side output of its last node.
+    pub fn output_width(&self, side: Option<usize>) -> usize {
+        match (side, self.operators.last(), &self.head) {
+            (Some(i), Some(o), _) => o.builder.side_outputs().get(i).map_or(0, |(_, s)| s.len()),
+            (None, Some(o), _) => o.builder.output_schema().len(),
+            (None, None, Head::Source { builder, .. }) => builder.output_schema().len(),
+            _ => 0,
+        }
+    }
+
     /// A readable name: the chained node names joined by `->`.
     pub fn display_name(&self) -> String {
         self.node_names().iter().map(|n| &**n).collect::<Vec<_>>().join(" -> ")
@@ -110,6 +135,11 @@ pub struct Edge {
     pub to: usize,
     /// Distribution over the downstream subtasks.
     pub partitioning: Partitioning,
+    /// `None` for the main output of the upstream chain, `Some(i)` for side output `i` of its last node.
+    pub side: Option<usize>,
+    /// Which input of the downstream chain's first node this edge feeds (its position in `inputs:`),
+    /// so that two-input operators such as joins can tell their inputs apart.
+    pub port: usize,
 }
 
 /// Everything the coordinator needs to run a job.

@@ -17,5 +17,5 @@ mod panic;
 pub mod task;
 
 pub use coordinator::{run_job, JobError, JobSummary};
-pub use graph::{Edge, Head, JobGraph, Partitioning, Vertex};
+pub use graph::{Edge, EventTimeSpec, Head, JobGraph, Partitioning, Vertex};
 pub use metrics::{JobMetrics, NodeMetrics};

@@ -34,6 +34,8 @@ pub struct OutputWriter {
     next: usize,
     /// Scratch: target of each row of the batch being partitioned.
     targets: Vec<u32>,
+    /// Which output of the chain feeds this edge: `None` main, `Some(i)` side output `i`.
+    side: Option<usize>,
 }
 
 impl OutputWriter {
@@ -55,7 +57,19 @@ impl OutputWriter {
             max_parallelism,
             next: 0,
             targets: Vec::new(),
+            side: None,
         }
+    }
+
+    /// Feeds this edge from side output `side` of the chain's last node instead of its main output.
+    pub fn on_side(mut self, side: Option<usize>) -> Self {
+        self.side = side;
+        self
+    }
+
+    /// The chain output this edge is fed from.
+    pub fn side(&self) -> Option<usize> {
+        self.side
     }
 
     /// Routes a batch; may take its rows (leaving it empty).

@@ -3,7 +3,7 @@ use eddy_actors::graph::{ChainedOperator, ChainedSink};
 use eddy_actors::{run_job, Edge, Head, JobGraph, JobMetrics, Partitioning, Vertex};
 use eddy_api::key::FieldKeys;
 use eddy_api::{
-    Batch, DataType, Datum, Field, Operator, OperatorBuilder, Output, Result, Schema, SchemaRef, Sink, SinkBuilder,
+    Batch, Context, DataType, Datum, Field, Operator, OperatorBuilder, Result, Schema, SchemaRef, Sink, SinkBuilder,
     Source, SourceBuilder, SourcePoll, TaskInfo,
 };
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -61,7 +61,7 @@ impl OperatorBuilder for Double {
     }
 }
 impl Operator for DoubleOp {
-    fn process_batch(&mut self, input: &Batch, out: &mut Output<'_>) -> Result<()> {
+    fn process_batch(&mut self, input: &Batch, out: &mut Context<'_>) -> Result<()> {
         for row in input.rows() {
             let v = row.int(0).unwrap_or_default();
             assert!(Some(v) != self.0, "boom at {v}");
@@ -108,7 +108,7 @@ fn graph(n: i64, p_src: usize, p_sink: usize, double: Double, sink: Collect, par
             Vertex {
                 id: 0,
                 parallelism: p_src,
-                head: Head::Source { name: "src".into(), builder: Arc::new(Ints { n }) },
+                head: Head::Source { name: "src".into(), builder: Arc::new(Ints { n }), event_time: None },
                 operators: vec![ChainedOperator { name: "double".into(), builder: Arc::new(double) }],
                 sink: None,
             },
@@ -120,7 +120,7 @@ fn graph(n: i64, p_src: usize, p_sink: usize, double: Double, sink: Collect, par
                 sink: Some(ChainedSink { name: "sink".into(), builder: Arc::new(sink) }),
             },
         ],
-        edges: vec![Edge { from: 0, to: 1, partitioning }],
+        edges: vec![Edge { from: 0, to: 1, partitioning, side: None, port: 0 }],
     }
 }
 

@@ -8,6 +8,9 @@ pub enum StreamElement {
     Data(Batch),
     /// Event time has advanced to this many milliseconds since the epoch.
     Watermark(i64),
+    /// The upstream subtask became idle (`true`: it will not advance the watermark until it is active
+    /// again, so consumers leave it out of their minimum) or active again (`false`).
+    Idle(bool),
     /// Checkpoint barrier `id` (everything before it belongs to checkpoint `id`).
     Barrier(u64),
     /// The upstream subtask has no more data.

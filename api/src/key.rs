@@ -4,13 +4,24 @@
 //! range of key groups, so rescaling moves whole groups. The hash is fixed (FxHash over a canonical byte
 //! form, then a murmur finaliser) so that the same key lands in the same group in every process and run.
 use crate::batch::Row;
-use crate::value::Datum;
+use crate::value::{Datum, OwnedDatum};
 use std::hash::Hasher;
 
-/// Computes the key hash of a row (implemented by the expression layer for `key_by`).
+/// Selects the key of a row (implemented by the expression layer for `key_by`): its stable hash for
+/// partitioning, and equality with and conversion to an owned key for keyed state.
+///
+/// The three methods must agree: rows whose keys are equal by [`key_matches`](Self::key_matches) have the
+/// same [`key_hash`](Self::key_hash), which is also [`hash_key`] of [`key_of`](Self::key_of). Use
+/// [`KeyHasher`] and [`key_datum_eq`] to get this for free.
 pub trait KeySelector: Send + Sync {
     /// The stable hash of the row's key.
     fn key_hash(&self, row: Row<'_>) -> u64;
+
+    /// Whether the row's key equals `key` (an owned key from [`key_of`](Self::key_of)); no allocation.
+    fn key_matches(&self, row: Row<'_>, key: &[OwnedDatum]) -> bool;
+
+    /// The row's key, owned (e.g. to intern it in keyed state).
+    fn key_of(&self, row: Row<'_>) -> Box<[OwnedDatum]>;
 }
 
 /// Key selection by field positions.
@@ -25,6 +36,37 @@ impl KeySelector for FieldKeys {
         }
         h.finish()
     }
+
+    fn key_matches(&self, row: Row<'_>, key: &[OwnedDatum]) -> bool {
+        key.len() == self.0.len() && self.0.iter().zip(key).all(|(&i, k)| key_datum_eq(row.get(i), k.as_datum()))
+    }
+
+    fn key_of(&self, row: Row<'_>) -> Box<[OwnedDatum]> {
+        self.0.iter().map(|&i| row.get(i).to_owned()).collect()
+    }
+}
+
+/// Key equality, consistent with [`KeyHasher`]: NULL equals NULL (as in GROUP BY), ints equal timestamps
+/// with the same value, and floats compare by value (0.0 = -0.0) or identical bits (NaN).
+#[inline]
+pub fn key_datum_eq(a: Datum<'_>, b: Datum<'_>) -> bool {
+    match (a, b) {
+        (Datum::Int(x) | Datum::Timestamp(x), Datum::Int(y) | Datum::Timestamp(y)) => x == y,
+        (Datum::Float(x), Datum::Float(y)) => x == y || x.to_bits() == y.to_bits(),
+        (a, b) => a == b,
+    }
+}
+
+/// Whether two owned keys are equal under [`key_datum_eq`].
+pub fn owned_keys_eq(a: &[OwnedDatum], b: &[OwnedDatum]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| key_datum_eq(x.as_datum(), y.as_datum()))
+}
+
+/// The hash of an owned key: equal to [`KeySelector::key_hash`] of a row with that key.
+pub fn hash_key(key: &[OwnedDatum]) -> u64 {
+    let mut h = KeyHasher::new();
+    key.iter().for_each(|k| h.add(k.as_datum()));
+    h.finish()
 }
 
 /// Builds a stable hash over key values.
@@ -137,5 +179,23 @@ mod tests {
         h.add(Datum::Int(42));
         h.add(Datum::Str("abc"));
         assert_eq!(a, h.finish());
+    }
+
+    #[test]
+    fn field_keys_match_and_own_consistently_with_the_hash() {
+        let mut b = crate::Batch::new(3);
+        b.push_row(&[Datum::Int(7), Datum::Str("x"), Datum::Float(-0.0)]);
+        b.push_row(&[Datum::Timestamp(7), Datum::Str("y"), Datum::Float(0.0)]);
+        b.push_row(&[Datum::Int(8), Datum::Str("x"), Datum::Null]);
+        let k = FieldKeys(vec![0, 2]);
+        let owned = k.key_of(b.row(0));
+        assert_eq!(&*owned, &[OwnedDatum::Int(7), OwnedDatum::Float(-0.0)]);
+        assert!(k.key_matches(b.row(0), &owned));
+        assert!(k.key_matches(b.row(1), &owned), "int = timestamp, -0.0 = 0.0");
+        assert!(!k.key_matches(b.row(2), &owned));
+        assert!(!k.key_matches(b.row(0), &owned[..1]));
+        assert_eq!(hash_key(&owned), k.key_hash(b.row(1)));
+        assert!(owned_keys_eq(&owned, &k.key_of(b.row(1))));
+        assert!(!owned_keys_eq(&owned, &k.key_of(b.row(2))));
     }
 }

@@ -20,6 +20,7 @@ pub mod registry;
 pub mod schema;
 pub mod sink;
 pub mod source;
+pub mod state;
 pub mod time;
 pub mod value;
 
@@ -29,7 +30,7 @@ pub use diagnostic::{Diagnostic, Diagnostics};
 pub use element::StreamElement;
 pub use error::{EddyError, Result};
 pub use key::{KeyGroupRange, KeySelector};
-pub use operator::{Operator, OperatorBuilder, Output, TaskInfo};
+pub use operator::{Context, OpenContext, Operator, OperatorBuilder, TaskInfo};
 pub use registry::{PlanContext, Registry};
 pub use schema::{DataType, Field, Schema, SchemaRef};
 pub use sink::{Sink, SinkBuilder};

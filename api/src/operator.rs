@@ -3,6 +3,7 @@ use crate::batch::{Batch, Row};
 use crate::error::Result;
 use crate::key::{KeyGroupRange, KeySelector};
 use crate::schema::SchemaRef;
+use crate::state::{KeyedState, Timer};
 use crate::value::Datum;
 use std::sync::Arc;
 
@@ -28,33 +29,136 @@ impl TaskInfo {
     }
 }
 
-/// Where an operator writes its results while handling an input.
-pub struct Output<'a> {
-    batch: &'a mut Batch,
+/// What an operator sees and uses while handling an input: where to emit results (the main output and
+/// its declared side outputs) and the current time.
+pub struct Context<'a> {
+    out: &'a mut Batch,
+    sides: &'a mut [Batch],
+    watermark: i64,
+    processing_time: i64,
+    port: usize,
+    state: Option<&'a mut KeyedState>,
+    late: LateCounts,
 }
 
-impl<'a> Output<'a> {
-    /// An output writing into `batch` (rows of the operator's output schema).
-    pub fn new(batch: &'a mut Batch) -> Self {
-        Output { batch }
+/// Late records an operator saw during one call, for the job's metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LateCounts {
+    /// Dropped (no late side output configured).
+    pub dropped: u64,
+    /// Routed to a late side output.
+    pub side_output: u64,
+}
+
+impl<'a> Context<'a> {
+    /// A context writing into `out` (rows of the output schema) and `sides` (one batch per declared
+    /// side output, in [`OperatorBuilder::side_outputs`] order).
+    pub fn new(out: &'a mut Batch, sides: &'a mut [Batch], watermark: i64, processing_time: i64) -> Self {
+        Context { out, sides, watermark, processing_time, port: 0, state: None, late: LateCounts::default() }
     }
 
-    /// The batch being filled: push whole rows (`push_row`, `push_row_from`) or field by field.
+    /// The same context with the operator's keyed state and timers.
+    pub fn with_state(mut self, state: Option<&'a mut KeyedState>) -> Self {
+        self.state = state;
+        self
+    }
+
+    /// The keyed state and the main output batch at once (to read state while emitting).
+    pub fn state_and_batch(&mut self) -> Result<(&mut KeyedState, &mut Batch)> {
+        match self.state.as_deref_mut() {
+            Some(st) => Ok((st, &mut *self.out)),
+            None => Err(crate::EddyError::internal("keyed state is only available to operators on a keyed stream")),
+        }
+    }
+
+    /// The operator's keyed state and timers, scoped to the current key (set it per record with
+    /// [`KeyedState::set_current_key`]; in `on_timer` it is the timer's key). Only operators on a keyed
+    /// stream have it (see [`OperatorBuilder::state_key`]).
+    pub fn state(&mut self) -> Result<&mut KeyedState> {
+        self.state
+            .as_deref_mut()
+            .ok_or_else(|| crate::EddyError::internal("keyed state is only available to operators on a keyed stream"))
+    }
+
+    /// The same context for a batch that arrived on input `port`.
+    pub fn on_port(mut self, port: usize) -> Self {
+        self.port = port;
+        self
+    }
+
+    /// Which input the batch being processed came from: its position in the node's `inputs:` (0 for
+    /// single-input operators; e.g. 0 = left and 1 = right for a join).
+    pub fn input_port(&self) -> usize {
+        self.port
+    }
+
+    /// The main output batch being filled: push whole rows (`push_row`, `push_row_from`) or field by field.
     #[inline]
     pub fn batch(&mut self) -> &mut Batch {
-        self.batch
+        self.out
     }
 
     /// Emits one row of the output schema.
     #[inline]
     pub fn emit(&mut self, values: &[Datum<'_>]) {
-        self.batch.push_row(values);
+        self.out.push_row(values);
     }
 
     /// Emits a copy of an input row (when input and output schemas are the same).
     #[inline]
     pub fn emit_row(&mut self, row: Row<'_>) {
-        self.batch.push_row_from(row);
+        self.out.push_row_from(row);
+    }
+
+    /// Side output `index` (as declared by the builder), e.g. late records.
+    pub fn side_output(&mut self, index: usize) -> Result<&mut Batch> {
+        let n = self.sides.len();
+        self.sides
+            .get_mut(index)
+            .ok_or_else(|| crate::EddyError::internal(format!("side output {index} is not declared ({n} are)")))
+    }
+
+    /// Counts late records (behind the watermark beyond any allowed lateness): `dropped` ones and ones
+    /// routed to a side output. Late records are never dropped silently: they show in the metrics.
+    pub fn record_late(&mut self, dropped: u64, side_output: u64) {
+        self.late.dropped += dropped;
+        self.late.side_output += side_output;
+    }
+
+    /// The late records counted so far in this call.
+    pub fn late_counts(&self) -> LateCounts {
+        self.late
+    }
+
+    /// The current event time: the minimum watermark over the inputs (`i64::MIN` before the first one).
+    pub fn current_watermark(&self) -> i64 {
+        self.watermark
+    }
+
+    /// The wall clock in milliseconds since the epoch, read once per input.
+    pub fn processing_time(&self) -> i64 {
+        self.processing_time
+    }
+}
+
+/// What an operator gets when it opens: where it runs, and its keyed state to declare state in.
+pub struct OpenContext<'a> {
+    /// Where the subtask sits in the job.
+    pub task: &'a TaskInfo,
+    state: Option<&'a mut KeyedState>,
+}
+
+impl<'a> OpenContext<'a> {
+    /// A context for opening an operator.
+    pub fn new(task: &'a TaskInfo, state: Option<&'a mut KeyedState>) -> Self {
+        OpenContext { task, state }
+    }
+
+    /// The keyed state to declare value, list, map or reducing state in (keyed operators only).
+    pub fn state(&mut self) -> Result<&mut KeyedState> {
+        self.state
+            .as_deref_mut()
+            .ok_or_else(|| crate::EddyError::internal("keyed state is only available to operators on a keyed stream"))
     }
 }
 
@@ -63,21 +167,28 @@ impl<'a> Output<'a> {
 /// Only [`Operator::process_batch`] is required. Hooks must not block: they run on the task's arbiter
 /// thread, which other subtasks share.
 pub trait Operator: Send + 'static {
-    /// Called once before the first input.
-    fn open(&mut self, _task: &TaskInfo) -> Result<()> {
+    /// Called once before the first input; declare keyed state here.
+    fn open(&mut self, _ctx: &mut OpenContext<'_>) -> Result<()> {
         Ok(())
     }
 
     /// Handles a batch of input records (from any input, in arrival order).
-    fn process_batch(&mut self, input: &Batch, out: &mut Output<'_>) -> Result<()>;
+    fn process_batch(&mut self, input: &Batch, out: &mut Context<'_>) -> Result<()>;
+
+    /// A timer registered through the keyed state fired; its key is current in `ctx.state()`. Event-time
+    /// timers fire when the watermark passes them (before `on_watermark`), processing-time timers when
+    /// the wall clock does.
+    fn on_timer(&mut self, _timer: Timer, _ctx: &mut Context<'_>) -> Result<()> {
+        Ok(())
+    }
 
     /// Event time advanced on all inputs; the runtime forwards the watermark after this returns.
-    fn on_watermark(&mut self, _watermark: i64, _out: &mut Output<'_>) -> Result<()> {
+    fn on_watermark(&mut self, _watermark: i64, _out: &mut Context<'_>) -> Result<()> {
         Ok(())
     }
 
     /// Every input has ended; last chance to emit (e.g. final aggregates of a bounded job).
-    fn on_end_of_input(&mut self, _out: &mut Output<'_>) -> Result<()> {
+    fn on_end_of_input(&mut self, _out: &mut Context<'_>) -> Result<()> {
         Ok(())
     }
 
@@ -122,10 +233,33 @@ pub trait OperatorBuilder: Send + Sync + 'static {
         InputPartitioning::Any
     }
 
+    /// How input `port` (its position in `inputs:`) must be partitioned; by default the same for every
+    /// input ([`input_partitioning`](Self::input_partitioning)). Two-input operators whose sides have
+    /// different schemas (joins) return a selector per side here; selectors of different sides must
+    /// produce equal key values for records that should meet, so they hash to the same subtask.
+    fn input_partitioning_for(&self, _port: usize) -> InputPartitioning {
+        self.input_partitioning()
+    }
+
     /// Key expressions (SQL) that the output stays partitioned by, for a `key_by` node whose
     /// consumers inherit the key. `None` for ordinary operators.
     fn output_key(&self) -> Option<Vec<String>> {
         None
+    }
+
+    /// The key of the operator's keyed state and timers, if it has any: by default the key its input is
+    /// hash-partitioned by; an operator on a non-keyed stream that still wants state and timers (e.g. a
+    /// global window) returns a selector with an empty key here.
+    fn state_key(&self) -> Option<Arc<dyn KeySelector>> {
+        match self.input_partitioning() {
+            InputPartitioning::Hash(keys) => Some(keys),
+            _ => None,
+        }
+    }
+
+    /// Named side outputs with their schemas (e.g. `late`), consumed in YAML as `inputs: [node.late]`.
+    fn side_outputs(&self) -> Vec<(String, SchemaRef)> {
+        Vec::new()
     }
 
     /// True for nodes that only route records (`key_by`, `union`): the planner removes them and

@@ -81,10 +81,12 @@ impl Field {
     }
 }
 
-/// The ordered fields of a record.
+/// The ordered fields of a record, and which of them carries event time (if any).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Schema {
     fields: Vec<Field>,
+    #[serde(default)]
+    event_time: Option<usize>,
 }
 
 /// Schemas are shared between plan nodes and tasks.
@@ -93,7 +95,19 @@ pub type SchemaRef = Arc<Schema>;
 impl Schema {
     /// A schema from fields (names must be unique; the planner checks this for user input).
     pub fn new(fields: Vec<Field>) -> Self {
-        Schema { fields }
+        Schema { fields, event_time: None }
+    }
+
+    /// The same fields with field `index` as the event-time attribute (ignored when out of range).
+    pub fn with_event_time(mut self, index: Option<usize>) -> Self {
+        self.event_time = index.filter(|&i| i < self.fields.len());
+        self
+    }
+
+    /// The field that carries event time: set where a source declares `event_time`, and kept by
+    /// operators that pass the field on unchanged.
+    pub fn event_time(&self) -> Option<usize> {
+        self.event_time
     }
 
     /// The fields in order.
@@ -135,6 +149,9 @@ impl fmt::Display for Schema {
                 f.write_str(", ")?;
             }
             write!(f, "{}: {}", fld.name, fld.data_type)?;
+            if self.event_time == Some(i) {
+                f.write_str(" (event time)")?;
+            }
         }
         f.write_str("}")
     }

@@ -4,8 +4,8 @@
 //! come from (another batch, an owned key restored from state). Key equality treats int and timestamp
 //! values alike and compares floats by value (0.0 = -0.0), matching the hash.
 use super::Expr;
-use eddy_api::key::KeyHasher;
-use eddy_api::{Batch, Datum, Diagnostics, Field, KeySelector, OwnedDatum, Row, Schema, Spanned};
+use eddy_api::key::{hash_key, key_datum_eq, KeyHasher};
+use eddy_api::{Batch, Diagnostics, Field, KeySelector, OwnedDatum, Row, Schema, Spanned};
 
 /// Compiled `key_by` expressions.
 #[derive(Clone, Debug)]
@@ -72,16 +72,17 @@ impl KeyExprs {
 
     /// The hash of an owned key; equal to [`hash`](Self::hash) of a row with that key.
     pub fn hash_owned(key: &[OwnedDatum]) -> u64 {
-        let mut h = KeyHasher::new();
-        key.iter().for_each(|k| h.add(k.as_datum()));
-        h.finish()
+        hash_key(key)
     }
 
     /// Whether the row's key equals `key`.
     #[inline]
     pub fn matches(&self, row: Row<'_>, key: &[OwnedDatum]) -> bool {
         key.len() == self.exprs.len()
-            && self.exprs.iter().zip(key).all(|(e, k)| key_eq(e.eval(row).as_datum(), k.as_datum()))
+            && match &self.columns {
+                Some(cols) => cols.iter().zip(key).all(|(&i, k)| key_datum_eq(row.get(i), k.as_datum())),
+                None => self.exprs.iter().zip(key).all(|(e, k)| key_datum_eq(e.eval(row).as_datum(), k.as_datum())),
+            }
     }
 
     /// The row's key, owned (for state).
@@ -97,17 +98,61 @@ impl KeyExprs {
 }
 
 impl KeySelector for KeyExprs {
+    #[inline]
     fn key_hash(&self, row: Row<'_>) -> u64 {
         self.hash(row)
     }
+
+    #[inline]
+    fn key_matches(&self, row: Row<'_>, key: &[OwnedDatum]) -> bool {
+        self.matches(row, key)
+    }
+
+    fn key_of(&self, row: Row<'_>) -> Box<[OwnedDatum]> {
+        self.to_owned_key(row)
+    }
 }
 
-/// Key equality, consistent with [`KeyHasher`]: NULL equals NULL (as in GROUP BY), ints equal
-/// timestamps with the same value, and floats compare by value or identical bits (NaN).
-fn key_eq(a: Datum<'_>, b: Datum<'_>) -> bool {
-    match (a, b) {
-        (Datum::Int(x) | Datum::Timestamp(x), Datum::Int(y) | Datum::Timestamp(y)) => x == y,
-        (Datum::Float(x), Datum::Float(y)) => x == y || x.to_bits() == y.to_bits(),
-        (a, b) => a == b,
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use eddy_api::key::FieldKeys;
+    use eddy_api::{DataType, Datum, Span};
+
+    fn compile(list: &[&str]) -> KeyExprs {
+        let schema = Schema::new(vec![
+            Field::new("id", DataType::Int),
+            Field::new("name", DataType::String),
+            Field::new("ts", DataType::Timestamp),
+        ]);
+        let specs: Vec<Spanned<String>> = list.iter().map(|k| Spanned::new(Span::new(0, 1), k.to_string())).collect();
+        KeyExprs::compile(&specs, &schema).unwrap_or_else(|d| panic!("{d:?}"))
+    }
+
+    fn batch() -> Batch {
+        let mut b = Batch::new(3);
+        b.push_row(&[Datum::Int(1), Datum::Str("Ann"), Datum::Timestamp(5)]);
+        b.push_row(&[Datum::Int(1), Datum::Str("ANN"), Datum::Timestamp(5)]);
+        b.push_row(&[Datum::Int(2), Datum::Str("ann"), Datum::Null]);
+        b
+    }
+
+    #[test]
+    fn selector_methods_agree_for_columns_and_expressions() {
+        let b = batch();
+        let by_columns = compile(&["id", "ts"]);
+        let by_exprs = compile(&["id", "lower(name)"]);
+        let sel: [&dyn KeySelector; 2] = [&by_columns, &by_exprs];
+        for k in sel {
+            let owned = k.key_of(b.row(0));
+            assert!(k.key_matches(b.row(0), &owned));
+            assert!(k.key_matches(b.row(1), &owned), "rows 0 and 1 have equal keys");
+            assert!(!k.key_matches(b.row(2), &owned));
+            assert_eq!(hash_key(&owned), k.key_hash(b.row(1)));
+        }
+        assert_eq!(&*by_exprs.key_of(b.row(1)), &[OwnedDatum::Int(1), OwnedDatum::Str("ann".into())]);
+        let fields = FieldKeys(vec![0, 2]);
+        assert_eq!(fields.key_hash(b.row(0)), by_columns.key_hash(b.row(0)));
+        assert!(fields.key_matches(b.row(0), &by_columns.key_of(b.row(1))));
     }
 }

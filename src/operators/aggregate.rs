@@ -1,18 +1,21 @@
 //! `aggregate`: a running aggregate per key (count, sum, min, max, avg, ...), no window.
 //!
-//! One accumulator per key and aggregate, never the records. `mode: updates` (default) emits the
-//! key's new result after every record, like Flink's `keyBy().sum()`; `mode: final` emits each key
-//! once when the input ends (bounded jobs). Without a key (none in the config, and the input is not a
-//! `key_by`), the whole stream is one group and the operator runs at parallelism 1.
+//! Written on the public keyed-state API like any user operator: one list of accumulators per key in a
+//! [`ValueState`], never the records. `mode: updates` (default) emits the key's new result after every
+//! record, like Flink's `keyBy().sum()`; `mode: final` emits each key once when the input ends (an
+//! event-time timer at the end of time per key, which the final watermark of a bounded input fires).
+//! Without a key (none in the config, and the input is not a `key_by`), the whole stream is one group
+//! and the operator runs at parallelism 1.
 use crate::expr::{Accumulator, AggregateCall, KeyExprs};
 use eddy_api::config::Entries;
+use eddy_api::key::{FieldKeys, KeySelector};
 use eddy_api::operator::InputPartitioning;
 use eddy_api::registry::PlanContext;
+use eddy_api::state::{Namespace, StateDescriptor, Timer, ValueState};
 use eddy_api::{
-    Batch, Diagnostic, Diagnostics, Field, Operator, OperatorBuilder, Output, OwnedDatum, Result, Row, Schema,
-    SchemaRef, Spanned, TaskInfo,
+    Batch, Context, Diagnostic, Diagnostics, Field, OpenContext, Operator, OperatorBuilder, Result, Schema, SchemaRef,
+    Spanned, TaskInfo,
 };
-use hashbrown::hash_table::{Entry, HashTable};
 use serde::Deserialize;
 use std::sync::Arc;
 
@@ -103,81 +106,85 @@ impl OperatorBuilder for AggregateBuilder {
         }
     }
 
+    fn state_key(&self) -> Option<Arc<dyn KeySelector>> {
+        // One global group: state under the empty key.
+        Some(match &self.keys {
+            Some(k) => k.clone(),
+            None => Arc::new(FieldKeys(Vec::new())),
+        })
+    }
+
     fn fixed_parallelism(&self) -> Option<usize> {
         self.keys.is_none().then_some(1)
     }
 
     fn build(&self, _task: &TaskInfo) -> Result<Box<dyn Operator>> {
-        Ok(Box::new(Aggregate {
-            keys: self.keys.clone(),
-            calls: self.calls.clone(),
-            mode: self.mode,
-            groups: HashTable::new(),
-        }))
+        Ok(Box::new(Aggregate { keys: self.keys.clone(), calls: self.calls.clone(), mode: self.mode, accs: None }))
     }
-}
-
-struct Group {
-    hash: u64,
-    key: Box<[OwnedDatum]>,
-    accs: Box<[Accumulator]>,
 }
 
 struct Aggregate {
     keys: Option<Arc<KeyExprs>>,
     calls: Arc<[AggregateCall]>,
     mode: EmitMode,
-    groups: HashTable<Group>,
+    accs: Option<ValueState<Vec<Accumulator>>>,
 }
 
 impl Aggregate {
-    fn group_of(&mut self, row: Row<'_>) -> &mut Group {
-        let keys = self.keys.as_deref();
-        let hash = keys.map_or(0, |k| k.hash(row));
-        let entry =
-            self.groups.entry(hash, |g| g.hash == hash && keys.is_none_or(|k| k.matches(row, &g.key)), |g| g.hash);
-        match entry {
-            Entry::Occupied(e) => e.into_mut(),
-            Entry::Vacant(v) => {
-                let key = keys.map(|k| k.to_owned_key(row)).unwrap_or_default();
-                let accs = self.calls.iter().map(AggregateCall::new_accumulator).collect();
-                v.insert(Group { hash, key, accs }).into_mut()
-            }
-        }
-    }
-
-    fn emit(calls: &[AggregateCall], g: &Group, out: &mut Batch) {
-        for k in g.key.iter() {
-            out.push(k.as_datum());
-        }
-        for (c, a) in calls.iter().zip(g.accs.iter()) {
-            c.push_result(a, out);
-        }
+    fn handle(&self) -> Result<ValueState<Vec<Accumulator>>> {
+        self.accs.ok_or_else(|| eddy_api::EddyError::internal("aggregate used before open"))
     }
 }
 
 impl Operator for Aggregate {
-    fn process_batch(&mut self, input: &Batch, out: &mut Output<'_>) -> Result<()> {
-        let calls = self.calls.clone();
+    fn open(&mut self, ctx: &mut OpenContext<'_>) -> Result<()> {
+        self.accs = Some(ctx.state()?.value(StateDescriptor::new("accumulators"))?);
+        Ok(())
+    }
+
+    fn process_batch(&mut self, input: &Batch, ctx: &mut Context<'_>) -> Result<()> {
+        let handle = self.handle()?;
+        let calls = &*self.calls;
+        let (st, out) = ctx.state_and_batch()?;
         let updates = self.mode == EmitMode::Updates;
         for row in input.rows() {
-            let g = self.group_of(row);
-            for (c, a) in calls.iter().zip(g.accs.iter_mut()) {
+            st.set_current_key(row);
+            if updates {
+                // The key values come from the row itself, so the accumulators need no copy to emit.
+                if let Some(k) = &self.keys {
+                    k.push_into(row, out);
+                }
+            }
+            let mut created = false;
+            let accs = handle.get_or_insert_with(st, Namespace::NONE, || {
+                created = true;
+                calls.iter().map(AggregateCall::new_accumulator).collect()
+            });
+            for (c, a) in calls.iter().zip(accs.iter_mut()) {
                 c.update(a, row);
             }
             if updates {
-                Self::emit(&calls, g, out.batch());
+                for (c, a) in calls.iter().zip(accs.iter()) {
+                    c.push_result(a, out);
+                }
+            } else if created {
+                st.register_event_timer(i64::MAX, Namespace::NONE);
             }
         }
         Ok(())
     }
 
-    fn on_end_of_input(&mut self, out: &mut Output<'_>) -> Result<()> {
-        if self.mode == EmitMode::Final {
-            for g in self.groups.iter() {
-                Self::emit(&self.calls, g, out.batch());
-            }
+    fn on_timer(&mut self, _timer: Timer, ctx: &mut Context<'_>) -> Result<()> {
+        let handle = self.handle()?;
+        let (st, out) = ctx.state_and_batch()?;
+        for k in st.current_key() {
+            out.push(k.as_datum());
         }
+        match handle.get(st, Namespace::NONE) {
+            Some(accs) => self.calls.iter().zip(accs).for_each(|(c, a)| c.push_result(a, out)),
+            None => out.abandon_row(),
+        }
+        handle.clear(st, Namespace::NONE);
         Ok(())
     }
 }

@@ -1,7 +1,7 @@
 //! `filter`: keeps the records for which a SQL predicate is true (NULL counts as false).
 use crate::expr::Expr;
 use eddy_api::registry::PlanContext;
-use eddy_api::{Batch, Diagnostics, Operator, OperatorBuilder, Output, Result, SchemaRef, Spanned, TaskInfo};
+use eddy_api::{Batch, Context, Diagnostics, Operator, OperatorBuilder, Result, SchemaRef, Spanned, TaskInfo};
 use serde::Deserialize;
 
 /// Config of `filter`.
@@ -41,7 +41,7 @@ struct Filter {
 }
 
 impl Operator for Filter {
-    fn process_batch(&mut self, input: &Batch, out: &mut Output<'_>) -> Result<()> {
+    fn process_batch(&mut self, input: &Batch, out: &mut Context<'_>) -> Result<()> {
         for row in input.rows() {
             if self.predicate.eval_bool(row) {
                 out.emit_row(row);

@@ -1,7 +1,7 @@
 //! `flat_map`: splits a string field into one record per piece (e.g. lines into words).
 use eddy_api::registry::PlanContext;
 use eddy_api::{
-    Batch, DataType, Diagnostic, Diagnostics, Field, Operator, OperatorBuilder, Output, Result, Schema, SchemaRef,
+    Batch, Context, DataType, Diagnostic, Diagnostics, Field, Operator, OperatorBuilder, Result, Schema, SchemaRef,
     Spanned, TaskInfo,
 };
 use serde::Deserialize;
@@ -69,7 +69,7 @@ pub fn plan(cfg: FlatMapConfig, ctx: &PlanContext<'_>) -> Result<FlatMapBuilder,
         return Err(Diagnostic::at(ctx.span, format!("flat_map: field `{name}` already exists in the input")).into());
     }
     Ok(FlatMapBuilder {
-        schema: Arc::new(Schema::new(fields)),
+        schema: Arc::new(Schema::new(fields).with_event_time(schema.event_time().filter(|&et| et != field))),
         field,
         separator: cfg.separator.map(Into::into),
         skip_empty: cfg.skip_empty,
@@ -124,7 +124,7 @@ impl FlatMap {
 }
 
 impl Operator for FlatMap {
-    fn process_batch(&mut self, input: &Batch, out: &mut Output<'_>) -> Result<()> {
+    fn process_batch(&mut self, input: &Batch, out: &mut Context<'_>) -> Result<()> {
         let out = out.batch();
         for row in input.rows() {
             let Some(text) = row.str(self.field) else { continue };

@@ -6,7 +6,7 @@ use crate::expr::Expr;
 use eddy_api::config::Entries;
 use eddy_api::registry::PlanContext;
 use eddy_api::{
-    Batch, Diagnostic, Diagnostics, Field, Operator, OperatorBuilder, Output, Result, Schema, SchemaRef, Spanned,
+    Batch, Context, Diagnostic, Diagnostics, Field, Operator, OperatorBuilder, Result, Schema, SchemaRef, Spanned,
     TaskInfo,
 };
 use serde::Deserialize;
@@ -87,8 +87,13 @@ pub fn plan(cfg: MapConfig, ctx: &PlanContext<'_>) -> Result<MapBuilder, Diagnos
     if out.is_empty() && diags.is_empty() {
         diags.push(Diagnostic::at(ctx.span, format!("map `{}` leaves no fields", ctx.node)));
     }
+    // Event time survives when its field is copied through under the same name.
+    let event_time = schema.event_time().and_then(|et| {
+        out.iter().position(|(f, c)| matches!(c, Column::Copy(i) if *i == et) && f.name == schema.fields()[et].name)
+    });
     let (fields, columns): (Vec<Field>, Vec<Column>) = out.into_iter().unzip();
-    diags.into_result(MapBuilder { schema: Arc::new(Schema::new(fields)), columns: columns.into() })
+    let schema = Schema::new(fields).with_event_time(event_time);
+    diags.into_result(MapBuilder { schema: Arc::new(schema), columns: columns.into() })
 }
 
 impl OperatorBuilder for MapBuilder {
@@ -106,7 +111,7 @@ struct Map {
 }
 
 impl Operator for Map {
-    fn process_batch(&mut self, input: &Batch, out: &mut Output<'_>) -> Result<()> {
+    fn process_batch(&mut self, input: &Batch, out: &mut Context<'_>) -> Result<()> {
         let out = out.batch();
         for row in input.rows() {
             for c in self.columns.iter() {

@@ -7,9 +7,11 @@ use eddy_api::Registry;
 pub mod aggregate;
 pub mod filter;
 pub mod flat_map;
+pub mod join;
 pub mod key_by;
 pub mod map;
 pub mod union;
+pub mod window;
 
 /// Registers every built-in operator.
 pub fn register(registry: &mut Registry) {
@@ -19,5 +21,8 @@ pub fn register(registry: &mut Registry) {
         .operator("flat_map", flat_map::plan)
         .operator("key_by", key_by::plan)
         .operator("union", union::plan)
-        .operator("aggregate", aggregate::plan);
+        .operator("aggregate", aggregate::plan)
+        .operator("window", window::plan)
+        .operator("window_join", join::window_join::plan)
+        .operator("interval_join", join::interval_join::plan);
 }

@@ -1,10 +1,15 @@
 //! The logical plan: nodes in topological order, each planned by its factory with known input schemas.
 use crate::config::{JobSpec, NodeSpec, Partition};
+use eddy_actors::EventTimeSpec;
+use eddy_api::config::{from_config, ConfigDuration};
 use eddy_api::operator::InputPartitioning;
 use eddy_api::registry::{InputInfo, NodeKind, PlanContext};
+use eddy_api::{DataType, Spanned};
 use eddy_api::{Diagnostic, Diagnostics, OperatorBuilder, Registry, SchemaRef, SinkBuilder, SourceBuilder, Span};
+use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// What a node's factory produced.
 #[derive(Clone)]
@@ -16,6 +21,35 @@ pub enum Planned {
     /// A sink.
     Sink(Arc<dyn SinkBuilder>),
 }
+
+/// One input of a node: which node, and which of its outputs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InputRef {
+    /// The upstream node.
+    pub node: usize,
+    /// `None` for its main output, `Some(i)` for its side output `i`.
+    pub side: Option<usize>,
+}
+
+/// `event_time:` of a source node.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventTimeConfig {
+    /// The timestamp field (type `timestamp_ms` or `int`, milliseconds).
+    field: Spanned<String>,
+    /// How late a record may be relative to the largest timestamp seen (default 0).
+    #[serde(default)]
+    max_out_of_orderness: ConfigDuration,
+    /// Mark a silent split idle after this long, so it does not hold the watermark back.
+    #[serde(default)]
+    idle_timeout: Option<ConfigDuration>,
+    /// How often watermarks are emitted (default 200ms); `0` emits after every batch (punctuated).
+    #[serde(default)]
+    watermark_interval: Option<ConfigDuration>,
+}
+
+/// Default period of watermark emission, as in Flink.
+pub const DEFAULT_WATERMARK_INTERVAL: Duration = Duration::from_millis(200);
 
 /// A planned node.
 #[derive(Clone)]
@@ -30,8 +64,12 @@ pub struct LogicalNode {
     pub span: Span,
     /// Number of subtasks.
     pub parallelism: usize,
-    /// Upstream nodes (indices into [`LogicalPlan::nodes`]).
-    pub inputs: Vec<usize>,
+    /// Upstream outputs: a node (index into [`LogicalPlan::nodes`]) and, for a side output, its index.
+    pub inputs: Vec<InputRef>,
+    /// Watermark generation of a source with `event_time`.
+    pub event_time: Option<EventTimeSpec>,
+    /// The output schema when it differs from the builder's (a source's, marked with its event time).
+    pub schema_override: Option<SchemaRef>,
     /// An explicit distribution of its inputs (`partition:`), checked against the node.
     pub partition: Option<Partition>,
     /// The planned node.
@@ -41,6 +79,9 @@ pub struct LogicalNode {
 impl LogicalNode {
     /// The output schema (sinks have none).
     pub fn schema(&self) -> Option<SchemaRef> {
+        if let Some(s) = &self.schema_override {
+            return Some(s.clone());
+        }
         match &self.planned {
             Planned::Source(b) => Some(b.output_schema()),
             Planned::Operator(b) => Some(b.output_schema()),
@@ -76,7 +117,8 @@ pub fn plan(spec: &JobSpec, registry: &Registry) -> Result<LogicalPlan, Diagnost
         }
     }
     let index: HashMap<&str, usize> = spec.nodes.iter().enumerate().map(|(i, n)| (n.name.value.as_str(), i)).collect();
-    let (inputs, unresolved) = resolve_inputs(spec, &index, &mut diags);
+    let (refs, unresolved) = resolve_inputs(spec, &index, &mut diags);
+    let inputs: Vec<Vec<usize>> = refs.iter().map(|r| r.iter().map(|(u, _)| *u).collect()).collect();
     let order = topological_order(spec, &inputs, &mut diags);
 
     let mut planned: Vec<Option<LogicalNode>> = vec![None; spec.nodes.len()];
@@ -87,17 +129,14 @@ pub fn plan(spec: &JobSpec, registry: &Registry) -> Result<LogicalPlan, Diagnost
             continue;
         }
         // A node whose input failed to plan is skipped: its own errors would only echo the first one.
-        let Some(infos) = inputs[i]
+        let Some(resolved) = refs[i]
             .iter()
-            .map(|&u| {
-                planned[u].as_ref().and_then(|n| {
-                    n.schema().map(|schema| InputInfo { name: n.name.to_string(), schema, key: keys[u].clone() })
-                })
-            })
+            .map(|(u, side)| resolve_output(&planned, &keys, *u, side.as_ref(), &mut diags))
             .collect::<Option<Vec<_>>>()
         else {
             continue;
         };
+        let (infos, input_refs): (Vec<InputInfo>, Vec<InputRef>) = resolved.into_iter().unzip();
         let parallelism = node.parallelism.as_ref().map_or(spec.parallelism.value, |p| p.value);
         let ctx = PlanContext { job: &spec.name, node: &node.name, span: node.span, parallelism, inputs: &infos };
         let result = match node.kind {
@@ -112,13 +151,19 @@ pub fn plan(spec: &JobSpec, registry: &Registry) -> Result<LogicalPlan, Diagnost
                 }
                 let parallelism = final_parallelism(node, &p, parallelism, &mut diags);
                 check_partition(node, &p, parallelism, &inputs[i], &planned, &mut diags);
+                let (event_time, schema_override) = match event_time(node, &p, &mut diags) {
+                    Some((spec, schema)) => (Some(spec), Some(schema)),
+                    None => (None, None),
+                };
                 planned[i] = Some(LogicalNode {
                     name: node.name.value.as_str().into(),
                     kind: node.kind,
                     type_name: node.type_name.value.clone(),
                     span: node.span,
                     parallelism,
-                    inputs: inputs[i].clone(),
+                    inputs: input_refs,
+                    event_time,
+                    schema_override,
                     partition: node.partition.as_ref().map(|p| p.value),
                     planned: p,
                 });
@@ -135,7 +180,7 @@ pub fn plan(spec: &JobSpec, registry: &Registry) -> Result<LogicalPlan, Diagnost
         .iter()
         .filter_map(|&i| planned[i].take())
         .map(|mut n| {
-            n.inputs = n.inputs.iter().map(|u| position[u]).collect();
+            n.inputs = n.inputs.iter().map(|r| InputRef { node: position[&r.node], side: r.side }).collect();
             n
         })
         .collect();
@@ -161,6 +206,89 @@ fn final_parallelism(node: &NodeSpec, p: &Planned, wanted: usize, diags: &mut Di
         (Some(f), _) => f,
         (None, _) => wanted,
     }
+}
+
+/// The schema and reference of one input: a node's main output, or one of its named side outputs.
+/// `None` when the upstream failed to plan (already reported) or the side output does not exist.
+fn resolve_output(
+    planned: &[Option<LogicalNode>],
+    keys: &[Option<Vec<String>>],
+    u: usize,
+    side: Option<&Spanned<String>>,
+    diags: &mut Diagnostics,
+) -> Option<(InputInfo, InputRef)> {
+    let n = planned[u].as_ref()?;
+    let Some(side) = side else {
+        let info = InputInfo { name: n.name.to_string(), schema: n.schema()?, key: keys[u].clone() };
+        return Some((info, InputRef { node: u, side: None }));
+    };
+    let sides = match &n.planned {
+        Planned::Operator(b) => b.side_outputs(),
+        _ => Vec::new(),
+    };
+    match sides.iter().position(|(name, _)| *name == side.value) {
+        Some(i) => {
+            let info = InputInfo { name: format!("{}.{}", n.name, side.value), schema: sides[i].1.clone(), key: None };
+            Some((info, InputRef { node: u, side: Some(i) }))
+        }
+        None => {
+            let known: Vec<&str> = sides.iter().map(|(name, _)| name.as_str()).collect();
+            let d = Diagnostic::at(side.span, format!("`{}` has no side output `{}`", n.name, side.value));
+            diags.push(if known.is_empty() {
+                d.with_hint(format!("`{}` declares no side outputs", n.name))
+            } else {
+                d.did_you_mean(&side.value, known.iter().copied()).with_hint(format!("it has: {}", known.join(", ")))
+            });
+            None
+        }
+    }
+}
+
+/// Parses `event_time:` of a source and checks its field; returns the watermark spec and the source's
+/// schema with the field marked as event time.
+fn event_time(node: &NodeSpec, p: &Planned, diags: &mut Diagnostics) -> Option<(EventTimeSpec, SchemaRef)> {
+    let (key, value) = node.extra.iter().find(|(k, _)| k.value == "event_time")?;
+    let Planned::Source(builder) = p else {
+        diags.push(
+            Diagnostic::at(key.span, format!("`event_time` is set on sources; `{}` is not one", node.name.value))
+                .with_hint("declare event time where the records enter the job"),
+        );
+        return None;
+    };
+    let cfg: EventTimeConfig = match from_config(value) {
+        Ok(c) => c,
+        Err(mut d) => {
+            d.message = format!("`event_time`: {}", d.message);
+            diags.push(d);
+            return None;
+        }
+    };
+    let schema = builder.output_schema();
+    let Some(field) = schema.index_of(&cfg.field) else {
+        diags.push(
+            Diagnostic::at(
+                cfg.field.span,
+                format!("event_time: unknown field `{}`; the source has {schema}", cfg.field.value),
+            )
+            .did_you_mean(&cfg.field, schema.names()),
+        );
+        return None;
+    };
+    let ty = schema.fields()[field].data_type;
+    if !matches!(ty, DataType::Timestamp | DataType::Int) {
+        diags.push(Diagnostic::at(
+            cfg.field.span,
+            format!("event_time: `{}` is {ty}; it must be a timestamp_ms or an int of milliseconds", cfg.field.value),
+        ));
+        return None;
+    }
+    let spec = EventTimeSpec {
+        field,
+        max_out_of_orderness: cfg.max_out_of_orderness.0,
+        idle_timeout: cfg.idle_timeout.map(|d| d.0).filter(|d| !d.is_zero()),
+        interval: cfg.watermark_interval.map_or(DEFAULT_WATERMARK_INTERVAL, |d| d.0),
+    };
+    Some((spec, Arc::new(schema.as_ref().clone().with_event_time(Some(field)))))
 }
 
 /// An explicit `partition:` must fit the node: not on keyed operators, `forward` only between equal
@@ -198,13 +326,16 @@ fn check_partition(
     }
 }
 
+/// An input as written: the upstream node and, for `node.side`, the side output's name.
+type NamedInput = (usize, Option<Spanned<String>>);
+
 /// Input names to node indices, with located errors for names that do not resolve; the second vector
 /// marks nodes with an input that did not resolve (they are not planned, to avoid follow-up errors).
 fn resolve_inputs(
     spec: &JobSpec,
     index: &HashMap<&str, usize>,
     diags: &mut Diagnostics,
-) -> (Vec<Vec<usize>>, Vec<bool>) {
+) -> (Vec<Vec<NamedInput>>, Vec<bool>) {
     let names: Vec<&str> =
         spec.nodes.iter().filter(|n| n.kind != NodeKind::Sink).map(|n| n.name.value.as_str()).collect();
     let mut unresolved = vec![false; spec.nodes.len()];
@@ -230,11 +361,7 @@ fn resolve_inputs(
                         input.span,
                         format!("`{}` reads from `{base}`, which is a sink and has no output", node.name.value),
                     )),
-                    Some(_) if side.is_some() => diags.push(Diagnostic::at(
-                        input.span,
-                        format!("`{base}` has no side output `{}`", side.unwrap_or_default()),
-                    )),
-                    Some(&u) => out.push(u),
+                    Some(&u) => out.push((u, side.map(|s| Spanned::new(input.span, s.to_string())))),
                 }
             }
             unresolved[i] |= out.len() < node.inputs.len();

@@ -1,5 +1,5 @@
 //! The physical plan: routing nodes folded into edge partitionings, forward edges chained.
-use super::logical::{LogicalPlan, Planned};
+use super::logical::{InputRef, LogicalPlan, Planned};
 use crate::config::Partition;
 use eddy_actors::graph::{ChainedOperator, ChainedSink};
 use eddy_actors::{Edge, Head, JobGraph, Partitioning, Vertex};
@@ -21,15 +21,19 @@ pub struct Settings {
     pub threads: usize,
 }
 
-/// One resolved input of a node that runs: the upstream node that runs, and the partitioning.
+/// One resolved input of a node that runs: the upstream node that runs, which of its outputs, and the
+/// partitioning.
 struct PhysicalInput {
     from: usize,
+    side: Option<usize>,
     partitioning: InputPartitioning,
+    /// The consumer's logical input this comes through (routing nodes in between keep it).
+    port: usize,
 }
 
 /// Follows routing nodes upstream; the partitioning closest to the consumer wins.
-fn resolve(plan: &LogicalPlan, input: usize, wanted: InputPartitioning, out: &mut Vec<PhysicalInput>) {
-    let node = &plan.nodes[input];
+fn resolve(plan: &LogicalPlan, input: InputRef, wanted: InputPartitioning, port: usize, out: &mut Vec<PhysicalInput>) {
+    let node = &plan.nodes[input.node];
     match &node.planned {
         Planned::Operator(b) if b.passthrough() => {
             let p = match wanted {
@@ -37,10 +41,10 @@ fn resolve(plan: &LogicalPlan, input: usize, wanted: InputPartitioning, out: &mu
                 other => other,
             };
             for &u in &node.inputs {
-                resolve(plan, u, p.clone(), out);
+                resolve(plan, u, p.clone(), port, out);
             }
         }
-        _ => out.push(PhysicalInput { from: input, partitioning: wanted }),
+        _ => out.push(PhysicalInput { from: input.node, side: input.side, partitioning: wanted, port }),
     }
 }
 
@@ -51,19 +55,19 @@ pub fn build(plan: &LogicalPlan, settings: &Settings) -> JobGraph {
         .nodes
         .iter()
         .map(|node| {
-            let wanted = match (&node.planned, node.partition) {
-                (Planned::Operator(b), _) if !matches!(b.input_partitioning(), InputPartitioning::Any) => {
-                    b.input_partitioning()
+            let wanted = |port: usize| match (&node.planned, node.partition) {
+                (Planned::Operator(b), _) if !matches!(b.input_partitioning_for(port), InputPartitioning::Any) => {
+                    b.input_partitioning_for(port)
                 }
                 (_, Some(Partition::Rebalance)) => InputPartitioning::Rebalance,
                 (_, Some(Partition::Broadcast)) => InputPartitioning::Broadcast,
-                (Planned::Operator(b), _) => b.input_partitioning(),
+                (Planned::Operator(b), _) => b.input_partitioning_for(port),
                 _ => InputPartitioning::Any,
             };
             let mut out = Vec::new();
             if !node.is_passthrough() {
-                for &u in &node.inputs {
-                    resolve(plan, u, wanted.clone(), &mut out);
+                for (port, &u) in node.inputs.iter().enumerate() {
+                    resolve(plan, u, wanted(port), port, &mut out);
                 }
             }
             out
@@ -94,7 +98,9 @@ pub fn build(plan: &LogicalPlan, settings: &Settings) -> JobGraph {
             })
             .collect();
         let chain_to = match (&inputs[i][..], &partitionings[..]) {
-            ([only], [Partitioning::Forward]) if consumers[only.from] == 1 => vertex_of[only.from],
+            ([only], [Partitioning::Forward]) if only.side.is_none() && consumers[only.from] == 1 => {
+                vertex_of[only.from]
+            }
             _ => None,
         };
         let v = match chain_to {
@@ -102,13 +108,17 @@ pub fn build(plan: &LogicalPlan, settings: &Settings) -> JobGraph {
             None => {
                 let id = vertices.len();
                 let head = match &node.planned {
-                    Planned::Source(b) => Head::Source { name: node.name.clone(), builder: b.clone() },
+                    Planned::Source(b) => Head::Source {
+                        name: node.name.clone(),
+                        builder: b.clone(),
+                        event_time: node.event_time.clone(),
+                    },
                     _ => Head::Input,
                 };
                 vertices.push(Vertex { id, parallelism: node.parallelism, head, operators: Vec::new(), sink: None });
                 for (inp, p) in inputs[i].iter().zip(partitionings) {
                     if let Some(from) = vertex_of[inp.from] {
-                        edges.push(Edge { from, to: id, partitioning: p });
+                        edges.push(Edge { from, to: id, partitioning: p, side: inp.side, port: inp.port });
                     }
                 }
                 id
