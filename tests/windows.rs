@@ -232,6 +232,53 @@ fn a_late_session_record_is_accepted_when_it_merges_with_a_live_session() {
 }
 
 #[test]
+fn sessions_fire_again_within_the_allowed_lateness_and_early_by_count() {
+    // Gap 10 ms, out-of-orderness 0, allowed lateness 20 ms.
+    let case = Case::new(
+        "session-lateness",
+        &[
+            ("a", 1, 1),  // [1, 11)                                                      wm 0
+            ("a", 30, 1), // [30, 40); wm 29: [1, 11) fires with 1, kept until wm 30 (10 + 20)
+            ("a", 5, 1),  // merges into the fired [1, 11): [1, 15) has ended (14 <= 29): fires with 2
+            ("a", 36, 1), // [30, 46); wm 35: [1, 15) is cleared (14 + 20 = 34 <= 35)
+            ("a", 2, 1),  // [2, 12) is past its lateness (31 <= 35) and merges with nothing live
+        ],
+    );
+    for p in [1, 2] {
+        let cfg = "{ key_by: [k], window: { session: 10ms }, aggregate: { n: \"count(*)\" }, allowed_lateness: 20ms, \
+                   late_output: late }";
+        let out = case.run(p, "0", cfg, true);
+        let seq: Vec<String> =
+            out.iter().map(|r| format!("{} {} {}", r["window_start"], r["window_end"], r["n"])).collect();
+        assert_eq!(seq, ["1 11 1", "1 15 2", "30 46 2"], "p={p}");
+        assert_eq!(late_rows(&case.late()), ["a 2 1"], "p={p}");
+    }
+
+    // Early firings by count on a session (nothing fires before the end: out-of-orderness 100 ms).
+    let case = Case::new("session-early", &[("a", 1, 1), ("a", 2, 2), ("b", 50, 5), ("a", 3, 3), ("a", 30, 4)]);
+    let cfg = "{ key_by: [k], window: { session: 10ms }, aggregate: { n: \"count(*)\", total: \"sum(v)\" }, \
+               trigger: { count: 2 } }";
+    let out = case.run(1, "100ms", cfg, false);
+    let seq: Vec<String> = out
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {} {} {} {}",
+                r["k"].as_str().unwrap_or("-"),
+                r["window_start"],
+                r["window_end"],
+                r["n"],
+                r["total"]
+            )
+        })
+        .collect();
+    // a: 1, 2 fire early ([1, 12) with 2); 3 joins; at the end [1, 13) with 3, [30, 40) with 1.
+    assert_eq!(seq[0], "a 1 12 2 3");
+    assert_eq!(seq[1..].iter().cloned().collect::<std::collections::BTreeSet<_>>().len(), 3);
+    assert_eq!(rows(&out[1..], &["n", "total"]), sorted(&["a 1 13 3 6", "a 30 40 1 4", "b 50 60 1 5"]));
+}
+
+#[test]
 fn allowed_lateness_fires_again_then_late_records_go_to_the_side_output() {
     // Tumbling 10 ms, out-of-orderness 0, allowed lateness 5 ms: [0, 10) fires at wm 9 and is kept
     // until wm 14.

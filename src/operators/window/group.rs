@@ -49,10 +49,6 @@ impl KeyGroups {
     pub fn order(&mut self, batch: &Batch, order: &mut Vec<u32>) {
         order.clear();
         let n = batch.len().min((FIRST - 1) as usize);
-        if std::env::var_os("EDDY_NOGROUP").is_some() {
-            order.extend((0..n as u32).map(|i| i | FIRST));
-            return;
-        }
         let Some(keys) = self.keys.as_deref() else {
             order.extend(0..n as u32);
             if let Some(first) = order.first_mut() {
@@ -165,5 +161,18 @@ mod tests {
         assert_eq!(order, [FIRST, 4, 5, 1 | FIRST, 2, 3 | FIRST]);
         KeyGroups::new(None).order(&b, &mut order);
         assert_eq!(order, [FIRST, 1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn the_quick_hash_agrees_with_key_equality() {
+        let mut b = Batch::new(2);
+        b.push_row(&[Datum::Int(7), Datum::Float(0.0)]);
+        b.push_row(&[Datum::Timestamp(7), Datum::Float(-0.0)]);
+        b.push_row(&[Datum::Int(8), Datum::Str("x")]);
+        b.push_row(&[Datum::Int(8), Datum::Str("x")]);
+        let cols = [0, 1];
+        assert_eq!(quick_hash(b.row(0), &cols), quick_hash(b.row(1), &cols));
+        assert_eq!(quick_hash(b.row(2), &cols), quick_hash(b.row(3), &cols));
+        assert_ne!(quick_hash(b.row(0), &cols), quick_hash(b.row(2), &cols));
     }
 }
