@@ -8,6 +8,7 @@
 //!
 //! The graph is built by the planner in the `eddy` crate; this crate only runs it.
 
+pub mod checkpoint;
 pub mod coordinator;
 pub mod gate;
 pub mod graph;

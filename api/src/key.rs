@@ -125,7 +125,7 @@ pub fn subtask_for_key_group(group: usize, max_parallelism: usize, parallelism: 
 }
 
 /// A contiguous, inclusive range of key groups owned by one subtask.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct KeyGroupRange {
     /// First group.
     pub start: usize,

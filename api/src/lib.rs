@@ -19,6 +19,7 @@ pub mod operator;
 pub mod registry;
 pub mod schema;
 pub mod sink;
+pub mod snapshot;
 pub mod source;
 pub mod state;
 pub mod time;

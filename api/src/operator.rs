@@ -192,6 +192,35 @@ pub trait Operator: Send + 'static {
         Ok(())
     }
 
+    /// Checkpoint `checkpoint`'s barrier has reached this operator (aligned over all inputs): everything
+    /// before it has been processed, nothing after it yet. Emit here what must go out ahead of the barrier
+    /// (Flink's `prepareSnapshotPreBarrier`); keyed state and timers are snapshotted by the runtime right
+    /// after, and [`snapshot_state`](Self::snapshot_state) is called for anything else.
+    fn on_checkpoint(&mut self, _checkpoint: u64, _out: &mut Context<'_>) -> Result<()> {
+        Ok(())
+    }
+
+    /// State that is not keyed (kept in the operator's own fields) for checkpoint `checkpoint`, encoded
+    /// with [`crate::snapshot::encode`]; `None` when there is none. Keyed state and timers need nothing
+    /// here: the runtime snapshots them.
+    fn snapshot_state(&mut self, _checkpoint: u64) -> Result<Option<Vec<u8>>> {
+        Ok(None)
+    }
+
+    /// Restores what [`snapshot_state`](Self::snapshot_state) returned, after `open` and before the
+    /// first input: the states of every subtask of the run that took the checkpoint, indexed by that
+    /// run's subtask (after a rescale there are more or fewer than this run's subtasks; each subtask
+    /// takes what belongs to it). Keyed state is restored by the runtime before this is called.
+    fn restore_state(&mut self, _states: &[Vec<u8>]) -> Result<()> {
+        Ok(())
+    }
+
+    /// Checkpoint `checkpoint` is complete: every task has durably stored its part. Side effects that must
+    /// happen only once (publishing, committing) belong here.
+    fn on_checkpoint_complete(&mut self, _checkpoint: u64) -> Result<()> {
+        Ok(())
+    }
+
     /// Called once when the subtask stops, after the last input.
     fn close(&mut self) -> Result<()> {
         Ok(())

@@ -45,6 +45,26 @@ pub trait Source: Send + 'static {
         0
     }
 
+    /// The position to resume from after a failure (file and offset, sequence number, broker offsets),
+    /// encoded with [`crate::snapshot::encode`], for checkpoint `checkpoint`. It covers exactly the rows
+    /// returned by the polls so far. `None`: the source cannot resume (it starts over on restore).
+    fn snapshot_position(&mut self, _checkpoint: u64) -> Result<Option<Vec<u8>>> {
+        Ok(None)
+    }
+
+    /// Resumes from checkpointed positions, after `open` and before the first poll: the positions of
+    /// every subtask of the run that took the checkpoint, indexed by that run's subtask. The parallelism
+    /// may have changed, so a source divides its input into splits that do not depend on the parallelism
+    /// and each subtask resumes the splits it owns now.
+    fn restore_position(&mut self, _positions: &[Vec<u8>]) -> Result<()> {
+        Ok(())
+    }
+
+    /// Checkpoint `checkpoint` is complete (e.g. commit offsets back to a broker).
+    fn on_checkpoint_complete(&mut self, _checkpoint: u64) -> Result<()> {
+        Ok(())
+    }
+
     /// Called once when the subtask stops.
     fn close(&mut self) -> Result<()> {
         Ok(())

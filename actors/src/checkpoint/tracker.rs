@@ -1,0 +1,1 @@
+//! The coordinator's checkpoint bookkeeping, as pure logic.
