@@ -36,6 +36,9 @@ pub struct PlanContext<'a> {
     pub parallelism: usize,
     /// Its inputs, in the order of `inputs:` (empty for sources).
     pub inputs: &'a [InputInfo],
+    /// Whether the job takes checkpoints (`checkpoints:`): sinks then publish output per completed
+    /// checkpoint (two-phase commit) instead of writing straight through.
+    pub checkpointing: bool,
 }
 
 impl PlanContext<'_> {

@@ -20,7 +20,14 @@ fn ty(name: &str) -> Spanned<String> {
 fn source(yaml: &str) -> Result<Arc<dyn eddy_api::SourceBuilder>, Vec<Diagnostic>> {
     let (kind, rest) = yaml.split_once('\n').unwrap();
     let cfg = parse_yaml(rest).unwrap();
-    let ctx = PlanContext { job: "j", node: "bids", span: Span::new(1, 1), parallelism: 1, inputs: &[] };
+    let ctx = PlanContext {
+        job: "j",
+        node: "bids",
+        span: Span::new(1, 1),
+        parallelism: 1,
+        inputs: &[],
+        checkpointing: false,
+    };
     registry().plan_source(&ty(kind), &cfg, &ctx).map_err(|d| d.0)
 }
 
@@ -32,7 +39,14 @@ fn sink(yaml: &str) -> Result<Arc<dyn eddy_api::SinkBuilder>, Vec<Diagnostic>> {
         schema: Arc::new(Schema::new(vec![Field::new("id", DataType::Int)])),
         key: None,
     }];
-    let ctx = PlanContext { job: "j", node: "out", span: Span::new(1, 1), parallelism: 1, inputs: &inputs };
+    let ctx = PlanContext {
+        job: "j",
+        node: "out",
+        span: Span::new(1, 1),
+        parallelism: 1,
+        inputs: &inputs,
+        checkpointing: false,
+    };
     registry().plan_sink(&ty(kind), &cfg, &ctx).map_err(|d| d.0)
 }
 

@@ -77,6 +77,6 @@ pub(crate) mod test_util {
     }
 
     pub fn ctx<'a>(node: &'a str, parallelism: usize, inputs: &'a [InputInfo]) -> PlanContext<'a> {
-        PlanContext { job: "job", node, span: Span::new(1, 1), parallelism, inputs }
+        PlanContext { job: "job", node, span: Span::new(1, 1), parallelism, inputs, checkpointing: false }
     }
 }

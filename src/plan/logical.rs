@@ -138,7 +138,14 @@ pub fn plan(spec: &JobSpec, registry: &Registry) -> Result<LogicalPlan, Diagnost
         };
         let (infos, input_refs): (Vec<InputInfo>, Vec<InputRef>) = resolved.into_iter().unzip();
         let parallelism = node.parallelism.as_ref().map_or(spec.parallelism.value, |p| p.value);
-        let ctx = PlanContext { job: &spec.name, node: &node.name, span: node.span, parallelism, inputs: &infos };
+        let ctx = PlanContext {
+            job: &spec.name,
+            node: &node.name,
+            span: node.span,
+            parallelism,
+            inputs: &infos,
+            checkpointing: false,
+        };
         let result = match node.kind {
             NodeKind::Source => registry.plan_source(&node.type_name, &node.config, &ctx).map(Planned::Source),
             NodeKind::Operator => registry.plan_operator(&node.type_name, &node.config, &ctx).map(Planned::Operator),
