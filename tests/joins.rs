@@ -57,7 +57,14 @@ impl Harness {
             InputInfo { name: "left".into(), schema: side_schema("lv"), key: None },
             InputInfo { name: "right".into(), schema: side_schema("rv"), key: None },
         ];
-        let ctx = PlanContext { job: "t", node: "j", span: Span::new(1, 1), parallelism: 1, inputs: &inputs };
+        let ctx = PlanContext {
+            job: "t",
+            node: "j",
+            span: Span::new(1, 1),
+            parallelism: 1,
+            inputs: &inputs,
+            checkpointing: false,
+        };
         let builder = registry
             .plan_operator(&Spanned::new(Span::new(1, 1), ty.to_string()), &cfg, &ctx)
             .unwrap_or_else(|d| panic!("{d:?}"));
