@@ -1,5 +1,6 @@
 //! The `eddy` command line. [`Cli`] is also the entry point for a custom binary that registers its own
 //! operators: `fn main() -> ExitCode { eddy::Cli::new().with(|r| { r.operator(...); }).run() }`.
+mod checkpoints;
 mod progress;
 
 use crate::http::{self, client, LogicalNodeInfo, Server};
@@ -80,6 +81,13 @@ enum Command {
         /// After the job ends, keep serving its final state until `eddy stop` or `eddy cancel`.
         #[arg(long)]
         linger: bool,
+        /// Resume from a checkpoint or savepoint: `latest` (the newest complete checkpoint in the job's
+        /// `checkpoints.storage`), a directory under it (`chk-0000000007`), or a full URL.
+        #[arg(long, value_name = "PATH|latest")]
+        restore: Option<String>,
+        /// With --restore: drop the state of nodes the job no longer has instead of refusing.
+        #[arg(long, requires = "restore")]
+        allow_non_restored_state: bool,
     },
     /// Check a job file: every problem is reported with its line and column.
     Validate {
@@ -102,12 +110,34 @@ enum Command {
     },
     /// List the job served at --url: id, name, state, start, duration.
     List(Remote),
-    /// Stop the job served at --url (no savepoint yet: savepoints need checkpoints).
-    Stop(Remote),
+    /// Stop the job served at --url: sources end their input and the job drains; with --savepoint it
+    /// takes a savepoint and stops there, to be resumed with `eddy run --restore <savepoint>`.
+    Stop {
+        #[command(flatten)]
+        remote: Remote,
+        /// Take a savepoint first and stop right after it.
+        #[arg(long)]
+        savepoint: bool,
+    },
     /// Cancel the job served at --url: its tasks stop at once and `eddy run` exits with an error.
     Cancel(Remote),
-    /// Trigger a savepoint of the job served at --url (not available yet: needs checkpoints).
+    /// Take a savepoint of the job served at --url and print where it is.
     Savepoint(Remote),
+    /// List the checkpoints and savepoints in a storage location, or verify one against a job.
+    Checkpoints {
+        /// The storage: a URL (file:///path, s3://bucket/prefix, memory://name) or a path.
+        storage: String,
+        /// Check that this checkpoint or savepoint (a directory under the storage, or `latest`) can be
+        /// restored into --job, without running anything.
+        #[arg(long, value_name = "PATH|latest", requires = "job")]
+        verify: Option<String>,
+        /// The job file to verify against.
+        #[arg(long, value_name = "FILE")]
+        job: Option<PathBuf>,
+        /// Store options for s3, e.g. `endpoint=http://127.0.0.1:9000` or `region=eu-west-1`.
+        #[arg(long = "option", value_name = "KEY=VALUE")]
+        options: Vec<String>,
+    },
 }
 
 /// The `eddy` command line over a registry of node types.
@@ -129,6 +159,7 @@ struct RunOptions {
     no_http: bool,
     token: Option<String>,
     linger: bool,
+    start: job::StartOptions,
 }
 
 impl Cli {
@@ -148,8 +179,9 @@ impl Cli {
         let args = Args::parse();
         init_logging(args.log_format);
         match args.command {
-            Command::Run { file, set, quiet, listen, no_http, token, linger } => {
-                self.run_job(RunOptions { file, set, quiet, listen, no_http, token, linger })
+            Command::Run { file, set, quiet, listen, no_http, token, linger, restore, allow_non_restored_state } => {
+                let start = job::StartOptions { restore, allow_non_restored_state };
+                self.run_job(RunOptions { file, set, quiet, listen, no_http, token, linger, start })
             }
             Command::Validate { file, set } => match job::prepare(&file, &set, &self.registry) {
                 Ok(p) => {
@@ -174,20 +206,38 @@ impl Cli {
                 }
             },
             Command::List(r) => remote(&r, "GET", "api/v1/jobs", print_jobs),
-            Command::Stop(r) => remote(&r, "POST", "api/v1/job/stop", print_action),
+            Command::Stop { remote: r, savepoint: false } => remote(&r, "POST", "api/v1/job/stop", print_action),
+            Command::Stop { remote: r, savepoint: true } => savepoint(&r, "api/v1/job/stop?savepoint=true"),
             Command::Cancel(r) => remote(&r, "POST", "api/v1/job/cancel", print_action),
-            Command::Savepoint(r) => remote(&r, "POST", "api/v1/job/savepoints", print_action),
+            Command::Savepoint(r) => savepoint(&r, "api/v1/job/savepoints"),
+            Command::Checkpoints { storage, verify, job, options } => {
+                checkpoints::command(&self.registry, &storage, &options, verify.as_deref(), job.as_deref())
+            }
         }
     }
 
     fn run_job(&self, o: RunOptions) -> ExitCode {
-        let prepared = match job::prepare(&o.file, &o.set, &self.registry) {
+        let mut prepared = match job::prepare(&o.file, &o.set, &self.registry) {
             Ok(p) => p,
             Err(report) => {
                 eprintln!("{report}");
                 return ExitCode::from(2);
             }
         };
+        match prepared.start(&o.start) {
+            Ok(notes) => {
+                for n in notes {
+                    tracing::warn!("{n}");
+                    if !o.quiet {
+                        eprintln!("eddy: {n}");
+                    }
+                }
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        }
         let handle = prepared.handle();
         let token = o.token.or_else(|| std::env::var("EDDY_TOKEN").ok()).filter(|t| !t.is_empty());
         let server = if o.no_http {
@@ -282,6 +332,38 @@ fn remote(r: &Remote, method: &str, path: &str, print: fn(&serde_json::Value)) -
     }
     print(&body);
     ExitCode::SUCCESS
+}
+
+/// Triggers a savepoint (or a stop with one) and waits until it is complete; prints its location.
+fn savepoint(r: &Remote, path: &str) -> ExitCode {
+    let token = r.token.clone().or_else(|| std::env::var("EDDY_TOKEN").ok()).filter(|t| !t.is_empty());
+    let latest =
+        |body: &serde_json::Value| body.get("latest_savepoint").and_then(|s| s.get("id")).and_then(|v| v.as_u64());
+    let get = || {
+        client::request("GET", &client::join(&r.url, "api/v1/job/savepoints"), token.as_deref(), None)
+            .ok()
+            .and_then(|resp| resp.json().ok())
+    };
+    let before = get().as_ref().and_then(latest);
+    let code = remote(r, "POST", path, print_action);
+    if code != ExitCode::SUCCESS {
+        return code;
+    }
+    for _ in 0..600 {
+        std::thread::sleep(Duration::from_millis(100));
+        let Some(body) = get() else {
+            // A stopped job's server goes away once the savepoint is complete and the job has ended.
+            println!("the job has ended; its savepoint is listed by `eddy checkpoints <storage>`");
+            return ExitCode::SUCCESS;
+        };
+        if let Some(sp) = body.get("latest_savepoint").filter(|_| latest(&body) != before && latest(&body).is_some()) {
+            let loc = sp.get("location").and_then(|v| v.as_str()).unwrap_or("-");
+            println!("savepoint {} complete: {loc}", latest(&body).unwrap_or_default());
+            return ExitCode::SUCCESS;
+        }
+    }
+    eprintln!("error: the savepoint did not complete within 60s (see the job's log)");
+    ExitCode::FAILURE
 }
 
 fn print_jobs(body: &serde_json::Value) {

@@ -1,11 +1,19 @@
 //! The path from a job file to a result: load, plan, build the physical graph, run.
+use crate::checkpoint::load::{load_checkpoint_blocking, LoadError, RestoreTarget};
+use crate::checkpoint::location::StorageLocation;
+use crate::checkpoint::store::OpendalStore;
+use crate::config::checkpoints::{read_checkpoints, read_state, BackendSpec, CheckpointsSpec, ModeSpec, StateSpec};
 use crate::config::{self, JobSpec, Report};
 use crate::plan::physical::{self, Settings};
 use crate::plan::{logical, LogicalPlan};
+use crate::state::redb::RedbBackend;
+use eddy_actors::checkpoint::restore::RestoreMismatch;
+use eddy_actors::checkpoint::{CheckpointConfig, CheckpointMode, StoreError};
 use eddy_actors::coordinator::{run_job_with, JobHandle};
 use eddy_actors::{run_job, JobError, JobGraph, JobMetrics, JobSummary};
 use eddy_api::{Diagnostics, Registry};
 use std::path::Path;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Batches in flight per channel: enough to keep both sides busy, small enough to bound memory.
@@ -19,6 +27,42 @@ pub struct PreparedJob {
     pub plan: LogicalPlan,
     /// The runtime graph.
     pub graph: JobGraph,
+    /// The `checkpoints:` section and its storage, when the job checkpoints.
+    pub checkpoints: Option<(CheckpointsSpec, StorageLocation)>,
+    /// The `state:` section.
+    pub state: StateSpec,
+}
+
+/// How to start a prepared job.
+#[derive(Clone, Debug, Default)]
+pub struct StartOptions {
+    /// Restore from `latest` (the newest complete checkpoint in the job's storage), a checkpoint or
+    /// savepoint directory under it, or a full URL.
+    pub restore: Option<String>,
+    /// Drop the state of nodes the job no longer has instead of refusing to restore.
+    pub allow_non_restored_state: bool,
+}
+
+/// Why a job could not be set up to run (storage, restore).
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// The checkpoint storage cannot be opened.
+    #[error("checkpoint storage: {0}")]
+    Storage(#[from] StoreError),
+    /// The checkpoint to restore cannot be loaded.
+    #[error("restore: {0}")]
+    Load(#[from] LoadError),
+    /// The checkpoint does not fit the job.
+    #[error("restore from {location}: {source}")]
+    Mismatch {
+        /// The checkpoint.
+        location: String,
+        /// What does not fit.
+        source: RestoreMismatch,
+    },
+    /// `--restore latest` without `checkpoints:`.
+    #[error("--restore latest needs a `checkpoints:` section (the storage to look in); or pass a checkpoint's URL")]
+    NoStorage,
 }
 
 /// Reads, validates and plans a job file; every problem comes back in one report.
@@ -54,10 +98,133 @@ fn prepare_spec(spec: JobSpec, mut problems: Diagnostics, registry: &Registry) -
         threads,
     };
     let graph = physical::build(&plan, &settings);
-    Ok(PreparedJob { spec, plan, graph })
+    let (checkpoints, state) = match read_sections(&spec) {
+        Ok(sections) => sections,
+        Err(d) => return Err(Report::new(spec.file.clone(), spec.source.clone(), d)),
+    };
+    Ok(PreparedJob { spec, plan, graph, checkpoints, state })
+}
+
+/// Reads `checkpoints:` and `state:`; the storage URL is checked here so `eddy validate` reports it.
+#[allow(clippy::type_complexity)]
+fn read_sections(spec: &JobSpec) -> Result<(Option<(CheckpointsSpec, StorageLocation)>, StateSpec), Diagnostics> {
+    let mut diags = Diagnostics::new();
+    let checkpoints = match spec.section("checkpoints").map(read_checkpoints) {
+        None => None,
+        Some(Err(d)) => {
+            diags.extend(d.0);
+            None
+        }
+        Some(Ok(c)) => {
+            let url = c.storage.as_ref().map_or_else(|| default_storage(&spec.name), |u| u.value.clone());
+            match StorageLocation::parse(&url, c.storage_options.clone()) {
+                Ok(loc) => Some((c, loc)),
+                Err(e) => {
+                    diags.push(eddy_api::Diagnostic::at(c.storage_span, format!("`checkpoints.storage`: {e}")));
+                    None
+                }
+            }
+        }
+    };
+    let state = match spec.section("state").map(read_state) {
+        None => StateSpec::default(),
+        Some(Ok(s)) => s,
+        Some(Err(d)) => {
+            diags.extend(d.0);
+            StateSpec::default()
+        }
+    };
+    if diags.is_empty() {
+        Ok((checkpoints, state))
+    } else {
+        Err(diags)
+    }
+}
+
+/// The highest checkpoint or savepoint id in a store, so a new run never reuses a directory.
+fn highest_checkpoint_id(store: &OpendalStore) -> Result<Option<u64>, StoreError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| StoreError { message: format!("cannot start a runtime: {e}"), transient: false })?;
+    let listing = rt.block_on(crate::checkpoint::list::list_checkpoints(store))?;
+    Ok(listing.iter().map(|l| l.id).max())
+}
+
+/// Where checkpoints go when `checkpoints.storage` is not set: `.eddy/checkpoints/<job>` in the
+/// working directory.
+fn default_storage(job: &str) -> String {
+    let dir = std::env::current_dir().unwrap_or_else(|_| std::path::PathBuf::from("."));
+    format!("file://{}", dir.join(".eddy").join("checkpoints").join(job).display())
 }
 
 impl PreparedJob {
+    /// Opens the checkpoint storage and loads the checkpoint to restore, if any; returns notes for the
+    /// user (damaged checkpoints skipped, state dropped). Call before running.
+    pub fn start(&mut self, opts: &StartOptions) -> Result<Vec<String>, SetupError> {
+        let mut notes = Vec::new();
+        if self.state.backend == BackendSpec::Redb {
+            let dir = self.state.dir.as_ref().map_or_else(|| std::env::temp_dir().join("eddy-state"), PathBuf::from);
+            let mut backend = RedbBackend::new(dir);
+            if let Some(n) = self.state.cache_entries {
+                backend = backend.with_cache_entries(n);
+            }
+            self.graph.state_backend = Arc::new(backend);
+        }
+        let store = match &self.checkpoints {
+            Some((c, loc)) => {
+                let store = Arc::new(OpendalStore::new(loc)?);
+                self.graph.checkpoints = Some(CheckpointConfig {
+                    interval: c.interval,
+                    mode: match c.mode {
+                        ModeSpec::ExactlyOnce => CheckpointMode::ExactlyOnce,
+                        ModeSpec::AtLeastOnce => CheckpointMode::AtLeastOnce,
+                    },
+                    timeout: c.timeout,
+                    retain: c.retain,
+                    tolerable_failures: c.tolerable_failures,
+                    max_concurrent: c.max_concurrent,
+                    min_pause: c.min_pause,
+                    store: store.clone(),
+                });
+                self.graph.first_checkpoint_id = highest_checkpoint_id(&store)?.map_or(1, |id| id + 1);
+                Some(store)
+            }
+            None => None,
+        };
+        let Some(target) = opts.restore.as_deref() else { return Ok(notes) };
+        let (store, which) = match (store, target) {
+            (Some(s), "latest") => (s, RestoreTarget::Latest),
+            (None, "latest") => return Err(SetupError::NoStorage),
+            (Some(s), path) => (s, RestoreTarget::Path(path.to_string())),
+            (None, path) => (Arc::new(OpendalStore::open(path)?), RestoreTarget::Path(String::new())),
+        };
+        let latest = which == RestoreTarget::Latest;
+        let loaded = match load_checkpoint_blocking(&store, which) {
+            Ok(l) => l,
+            // Nothing to resume (killed before its first checkpoint): start from the beginning.
+            Err(LoadError::NoCheckpoint { url }) if latest => {
+                notes.push(format!("no complete checkpoint under {url} yet: starting from the beginning"));
+                return Ok(notes);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        for s in &loaded.skipped {
+            notes.push(format!("skipped damaged checkpoint {} ({}): {}", s.id, s.location, s.reason));
+        }
+        let restored = loaded.restored;
+        let dropped = restored
+            .check(&self.graph, opts.allow_non_restored_state)
+            .map_err(|source| SetupError::Mismatch { location: restored.location.clone(), source })?;
+        for node in dropped {
+            notes.push(format!("dropped the state of node `{node}`, which the job no longer has"));
+        }
+        notes.push(format!("restoring from checkpoint {} at {}", restored.id, restored.location));
+        self.graph.first_checkpoint_id = self.graph.first_checkpoint_id.max(restored.id + 1);
+        self.graph.restore = Some(Arc::new(restored));
+        Ok(notes)
+    }
+
     /// Runs the job to completion on this thread (it starts its own actix system).
     pub fn run(self) -> Result<JobSummary, JobError> {
         let metrics = Arc::new(JobMetrics::new(&self.graph.nodes()));

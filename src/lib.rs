@@ -7,6 +7,7 @@
 
 pub use eddy_api as api;
 
+pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod connectors;
@@ -15,6 +16,7 @@ pub mod http;
 pub mod job;
 pub mod operators;
 pub mod plan;
+pub mod state;
 
 pub use cli::Cli;
 

@@ -4,8 +4,15 @@
 //! bookkeeping: a watermark is passed on only when the minimum over the active channels advances (ended
 //! and idle channels do not hold it back), the task becomes idle when every live channel is idle, and
 //! end-of-input is passed on only when every channel has ended.
-use eddy_api::{Batch, StreamElement};
+//!
+//! Checkpoint barriers are aligned here. In exactly-once mode a channel that delivered barrier `n` is
+//! *held* (no longer polled) until every live channel has delivered it; then the gate hands on one
+//! barrier and releases them all. Holding rather than buffering keeps alignment bounded: the held
+//! channel's bounded queue fills and backpressure stops its upstream. At-least-once mode counts barriers
+//! without holding anything. An ended channel counts as aligned.
+use eddy_api::{Batch, CheckpointBarrier, StreamElement};
 use futures_util::Stream;
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio::sync::mpsc::Receiver;
@@ -21,6 +28,8 @@ pub enum GateEvent {
     Idle(bool),
     /// A channel closed without end-of-input: its upstream task died.
     Disconnected,
+    /// Every live channel delivered this barrier (aligned in exactly-once mode).
+    Barrier(CheckpointBarrier),
     /// Every channel has ended.
     EndOfInput,
 }
@@ -31,6 +40,8 @@ struct InputChannel {
     watermark: i64,
     ended: bool,
     idle: bool,
+    /// Delivered the barrier being aligned.
+    barrier: bool,
 }
 
 /// Merged input of one task.
@@ -42,23 +53,72 @@ pub struct InputGate {
     /// Whether the task is idle as a whole (every live channel idle).
     idle: bool,
     done: bool,
+    /// Hold channels after a barrier until all delivered it (exactly-once).
+    align: bool,
+    /// The barrier being aligned, if any.
+    aligning: Option<CheckpointBarrier>,
+    /// Events produced together (a barrier completed by an end of input, say), handed on in order.
+    ready: VecDeque<GateEvent>,
 }
 
 impl InputGate {
-    /// A gate over the given channels, each with the input port it feeds.
-    pub fn new(receivers: Vec<(Receiver<StreamElement>, usize)>) -> Self {
+    /// A gate over the given channels, each with the input port it feeds; `align` holds channels
+    /// during barrier alignment (exactly-once), otherwise barriers are only counted (at-least-once).
+    pub fn new(receivers: Vec<(Receiver<StreamElement>, usize)>, align: bool) -> Self {
         let live = receivers.len();
         InputGate {
             channels: receivers
                 .into_iter()
-                .map(|(rx, port)| InputChannel { rx, port, watermark: i64::MIN, ended: false, idle: false })
+                .map(|(rx, port)| InputChannel {
+                    rx,
+                    port,
+                    watermark: i64::MIN,
+                    ended: false,
+                    idle: false,
+                    barrier: false,
+                })
                 .collect(),
             next: 0,
             live,
             watermark: i64::MIN,
             idle: false,
             done: false,
+            align,
+            aligning: None,
+            ready: VecDeque::new(),
         }
+    }
+
+    /// Barrier `b` arrived on channel `i`.
+    fn on_barrier(&mut self, i: usize, b: CheckpointBarrier) -> Option<GateEvent> {
+        match self.aligning {
+            Some(cur) if b.id < cur.id => return None, // of a checkpoint given up on: stale
+            Some(cur) if b.id > cur.id => {
+                // A newer barrier overtook an unfinished alignment (that checkpoint is lost anyway).
+                self.channels.iter_mut().for_each(|c| c.barrier = false);
+                self.aligning = Some(b);
+            }
+            Some(_) => {}
+            None => self.aligning = Some(b),
+        }
+        self.channels[i].barrier = true;
+        self.alignment_done()
+    }
+
+    /// Hands on the barrier once every live channel delivered it, releasing the held channels.
+    fn alignment_done(&mut self) -> Option<GateEvent> {
+        let b = self.aligning?;
+        if self.channels.iter().any(|c| !c.ended && !c.barrier) {
+            return None;
+        }
+        self.aligning = None;
+        self.channels.iter_mut().for_each(|c| c.barrier = false);
+        Some(GateEvent::Barrier(b))
+    }
+
+    /// Whether channel `c` is held for alignment.
+    fn held(&self, c: usize) -> bool {
+        self.align && self.channels[c].barrier
     }
 
     /// Number of input channels.
@@ -115,17 +175,22 @@ impl InputGate {
                 ch.watermark = ch.watermark.max(w);
                 self.advance_watermark().map(GateEvent::Watermark)
             }
-            // Alignment lands with checkpoints; until then barriers carry nothing to do here.
-            StreamElement::Barrier(_) => None,
+            StreamElement::Barrier(b) => self.on_barrier(i, b),
             StreamElement::EndOfInput => {
                 self.channels[i].ended = true;
+                self.channels[i].barrier = false;
                 self.live -= 1;
+                // An ended channel no longer holds back an alignment in progress.
+                if let Some(b) = self.alignment_done() {
+                    self.ready.push_back(b);
+                }
                 if self.live == 0 {
                     self.done = true;
-                    Some(GateEvent::EndOfInput)
-                } else {
-                    self.advance_watermark().filter(|&w| w < i64::MAX).map(GateEvent::Watermark)
+                    self.ready.push_back(GateEvent::EndOfInput);
+                } else if let Some(w) = self.advance_watermark().filter(|&w| w < i64::MAX) {
+                    self.ready.push_back(GateEvent::Watermark(w));
                 }
+                self.ready.pop_front()
             }
         }
     }
@@ -136,6 +201,9 @@ impl Stream for InputGate {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<GateEvent>> {
         let this = &mut *self;
+        if let Some(ev) = this.ready.pop_front() {
+            return Poll::Ready(Some(ev));
+        }
         if this.done || this.channels.is_empty() {
             return Poll::Ready(None);
         }
@@ -144,7 +212,7 @@ impl Stream for InputGate {
         while idle < n {
             let i = this.next;
             this.next = (this.next + 1) % n;
-            if this.channels[i].ended {
+            if this.channels[i].ended || this.held(i) {
                 idle += 1;
                 continue;
             }
@@ -176,7 +244,7 @@ mod tests {
     async fn watermark_is_the_minimum_and_end_needs_every_channel() {
         let (a_tx, a_rx) = channel(8);
         let (b_tx, b_rx) = channel(8);
-        let mut gate = InputGate::new(vec![(a_rx, 0), (b_rx, 1)]);
+        let mut gate = InputGate::new(vec![(a_rx, 0), (b_rx, 1)], true);
         a_tx.send(StreamElement::Watermark(10)).await.unwrap();
         b_tx.send(StreamElement::Watermark(5)).await.unwrap();
         assert!(matches!(gate.next().await, Some(GateEvent::Watermark(5))));
@@ -193,7 +261,7 @@ mod tests {
     async fn an_idle_channel_does_not_hold_the_watermark_back() {
         let (a_tx, a_rx) = channel(8);
         let (b_tx, b_rx) = channel(8);
-        let mut gate = InputGate::new(vec![(a_rx, 0), (b_rx, 1)]);
+        let mut gate = InputGate::new(vec![(a_rx, 0), (b_rx, 1)], true);
         a_tx.send(StreamElement::Watermark(10)).await.unwrap();
         b_tx.send(StreamElement::Idle(true)).await.unwrap();
         assert!(matches!(gate.next().await, Some(GateEvent::Watermark(10))));
@@ -210,8 +278,50 @@ mod tests {
     #[actix_rt::test]
     async fn a_dropped_upstream_is_reported() {
         let (a_tx, a_rx) = channel::<StreamElement>(8);
-        let mut gate = InputGate::new(vec![(a_rx, 0)]);
+        let mut gate = InputGate::new(vec![(a_rx, 0)], true);
         drop(a_tx);
         assert!(matches!(gate.next().await, Some(GateEvent::Disconnected)));
+    }
+
+    fn barrier(id: u64) -> StreamElement {
+        StreamElement::Barrier(CheckpointBarrier { id, savepoint: false })
+    }
+
+    #[actix_rt::test]
+    async fn exactly_once_holds_a_channel_until_every_channel_delivered_the_barrier() {
+        let (a_tx, a_rx) = channel(8);
+        let (b_tx, b_rx) = channel(8);
+        let mut gate = InputGate::new(vec![(a_rx, 0), (b_rx, 1)], true);
+        a_tx.send(barrier(1)).await.unwrap();
+        a_tx.send(StreamElement::Data(Batch::new(1))).await.unwrap(); // after the barrier: held
+        b_tx.send(StreamElement::Data(Batch::new(1))).await.unwrap(); // before it: passes
+        assert!(matches!(gate.next().await, Some(GateEvent::Data(1, _))));
+        b_tx.send(barrier(1)).await.unwrap();
+        assert!(matches!(gate.next().await, Some(GateEvent::Barrier(CheckpointBarrier { id: 1, .. }))));
+        assert!(matches!(gate.next().await, Some(GateEvent::Data(0, _))), "released after alignment");
+    }
+
+    #[actix_rt::test]
+    async fn at_least_once_counts_barriers_without_holding() {
+        let (a_tx, a_rx) = channel(8);
+        let (b_tx, b_rx) = channel(8);
+        let mut gate = InputGate::new(vec![(a_rx, 0), (b_rx, 1)], false);
+        a_tx.send(barrier(1)).await.unwrap();
+        a_tx.send(StreamElement::Data(Batch::new(1))).await.unwrap();
+        assert!(matches!(gate.next().await, Some(GateEvent::Data(0, _))), "not held");
+        b_tx.send(barrier(1)).await.unwrap();
+        assert!(matches!(gate.next().await, Some(GateEvent::Barrier(_))));
+    }
+
+    #[actix_rt::test]
+    async fn an_ended_channel_completes_the_alignment() {
+        let (a_tx, a_rx) = channel(8);
+        let (b_tx, b_rx) = channel(8);
+        let mut gate = InputGate::new(vec![(a_rx, 0), (b_rx, 1)], true);
+        a_tx.send(barrier(3)).await.unwrap();
+        b_tx.send(StreamElement::EndOfInput).await.unwrap();
+        assert!(matches!(gate.next().await, Some(GateEvent::Barrier(CheckpointBarrier { id: 3, .. }))));
+        a_tx.send(StreamElement::EndOfInput).await.unwrap();
+        assert!(matches!(gate.next().await, Some(GateEvent::EndOfInput)));
     }
 }

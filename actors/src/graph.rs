@@ -157,6 +157,14 @@ pub struct JobGraph {
     pub channel_capacity: usize,
     /// Number of arbiters (threads) tasks are spread over.
     pub threads: usize,
+    /// Checkpointing, if the job checkpoints.
+    pub checkpoints: Option<crate::checkpoint::CheckpointConfig>,
+    /// The id of the first checkpoint (above every id already in the store).
+    pub first_checkpoint_id: u64,
+    /// The checkpoint to restore from.
+    pub restore: Option<Arc<crate::checkpoint::RestoredCheckpoint>>,
+    /// Where keyed state lives (heap or redb).
+    pub state_backend: Arc<dyn eddy_api::state::StateBackend>,
     /// The chains.
     pub vertices: Vec<Vertex>,
     /// Their connections.

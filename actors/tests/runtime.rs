@@ -104,6 +104,10 @@ fn graph(n: i64, p_src: usize, p_sink: usize, double: Double, sink: Collect, par
         buffer_timeout: Duration::from_millis(5),
         channel_capacity: 2,
         threads: 2,
+        checkpoints: None,
+        first_checkpoint_id: 1,
+        restore: None,
+        state_backend: std::sync::Arc::new(eddy_api::state::HeapBackend),
         vertices: vec![
             Vertex {
                 id: 0,

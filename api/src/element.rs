@@ -11,8 +11,17 @@ pub enum StreamElement {
     /// The upstream subtask became idle (`true`: it will not advance the watermark until it is active
     /// again, so consumers leave it out of their minimum) or active again (`false`).
     Idle(bool),
-    /// Checkpoint barrier `id` (everything before it belongs to checkpoint `id`).
-    Barrier(u64),
+    /// A checkpoint barrier: everything before it belongs to the checkpoint, everything after to the next.
+    Barrier(CheckpointBarrier),
     /// The upstream subtask has no more data.
     EndOfInput,
+}
+
+/// A checkpoint barrier as it travels with the data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CheckpointBarrier {
+    /// The checkpoint's id.
+    pub id: u64,
+    /// Whether it is a savepoint (taken on request and kept until deleted by hand).
+    pub savepoint: bool,
 }

@@ -4,6 +4,7 @@
 //! tree ([`yaml`]), `--set` overrides are applied to it ([`overrides`]), and the tree is read into a
 //! [`JobSpec`] ([`model`]). Any problem along the way comes back as a [`Report`] that prints like a
 //! compiler error ([`report`]).
+pub mod checkpoints;
 pub mod model;
 pub mod overrides;
 pub mod report;

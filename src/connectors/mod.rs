@@ -79,4 +79,9 @@ pub(crate) mod test_util {
     pub fn ctx<'a>(node: &'a str, parallelism: usize, inputs: &'a [InputInfo]) -> PlanContext<'a> {
         PlanContext { job: "job", node, span: Span::new(1, 1), parallelism, inputs, checkpointing: false }
     }
+
+    /// [`ctx`] of a job that takes checkpoints.
+    pub fn checkpointed_ctx<'a>(node: &'a str, parallelism: usize, inputs: &'a [InputInfo]) -> PlanContext<'a> {
+        PlanContext { checkpointing: true, ..ctx(node, parallelism, inputs) }
+    }
 }

@@ -12,8 +12,7 @@ use serde_json::{json, Map, Value};
 
 const DASHBOARD: &str = include_str!("assets/dashboard.html");
 const OPENAPI: &str = include_str!("assets/openapi.json");
-const NO_SAVEPOINTS: &str = "savepoints need checkpoints (not available yet)";
-const NO_CHECKPOINTS: &str = "checkpoints are not available yet: this job runs without them";
+const NO_CHECKPOINTS: &str = "this job runs without checkpoints: add a `checkpoints:` section to the job file";
 
 type Data = web::Data<AppState>;
 
@@ -31,7 +30,7 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
         .route("/api/v1/job/cancel", web::post().to(cancel))
         .route("/api/v1/job/stop", web::post().to(stop))
         .route("/api/v1/job/savepoints", web::get().to(savepoints))
-        .route("/api/v1/job/savepoints", web::post().to(savepoints))
+        .route("/api/v1/job/savepoints", web::post().to(trigger_savepoint))
         .default_service(web::to(not_found));
 }
 
@@ -262,17 +261,33 @@ async fn history(state: Data) -> HttpResponse {
     )
 }
 
+fn completed_json(c: &Option<eddy_actors::coordinator::CompletedCheckpoint>) -> Value {
+    match c {
+        None => Value::Null,
+        Some(c) => json!({
+            "id": c.id,
+            "location": c.location,
+            "size_bytes": c.size,
+            "duration_ms": c.duration_ms,
+            "completed_at": c.time_ms,
+        }),
+    }
+}
+
 async fn checkpoints(state: Data) -> HttpResponse {
     let s = state.job.status();
+    let c = &s.checkpoints;
     json_response(
         StatusCode::OK,
         json!({
             "job": s.job,
-            "available": false,
-            "message": NO_CHECKPOINTS,
-            "counts": { "completed": 0, "failed": 0, "in_progress": 0 },
-            "latest_completed": null,
-            "history": [],
+            "available": c.enabled,
+            "message": if c.enabled { Value::Null } else { json!(NO_CHECKPOINTS) },
+            "counts": { "completed": c.completed, "failed": c.failed, "in_progress": c.in_progress },
+            "latest_completed": completed_json(&c.latest),
+            "latest_savepoint": completed_json(&c.latest_savepoint),
+            "restored_from": c.restored_from,
+            "last_failure": c.last_failure,
         }),
     )
 }
@@ -303,6 +318,7 @@ fn control(state: &Data, result: Result<JobState, ControlError>, extra: Value) -
         }
         Err(e @ ControlError::NotRunning(_)) => return error(StatusCode::CONFLICT, &e.to_string()),
         Err(e @ ControlError::Unreachable) => return error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Err(e @ ControlError::NoCheckpoints) => return error(StatusCode::CONFLICT, &e.to_string()),
     };
     let status = if body.get("released").is_some() { StatusCode::OK } else { StatusCode::ACCEPTED };
     let job = state.job.status();
@@ -321,12 +337,36 @@ async fn cancel(state: Data) -> HttpResponse {
     control(&state, r, json!({}))
 }
 
-async fn stop(state: Data) -> HttpResponse {
-    let r = state.job.stop();
-    let note = format!("stopped without a savepoint: {NO_SAVEPOINTS}");
-    control(&state, r, json!({ "savepoint": null, "note": note }))
+#[derive(serde::Deserialize)]
+struct StopQuery {
+    #[serde(default)]
+    savepoint: bool,
 }
 
-async fn savepoints() -> HttpResponse {
-    error(StatusCode::NOT_IMPLEMENTED, NO_SAVEPOINTS)
+async fn stop(state: Data, q: web::Query<StopQuery>) -> HttpResponse {
+    if q.savepoint {
+        let r = state.job.stop_with_savepoint();
+        let note = "stopping after a savepoint: GET /api/v1/job/savepoints shows it when complete";
+        return control(&state, r, json!({ "note": note }));
+    }
+    let r = state.job.stop();
+    let note = "stopping: sources end their input and the job drains (use ?savepoint=true to resume later)";
+    control(&state, r, json!({ "note": note }))
+}
+
+async fn trigger_savepoint(state: Data) -> HttpResponse {
+    let r = state.job.savepoint();
+    let note = "savepoint triggered: GET /api/v1/job/savepoints shows it when complete";
+    control(&state, r, json!({ "note": note }))
+}
+
+async fn savepoints(state: Data) -> HttpResponse {
+    let s = state.job.status();
+    if !s.checkpoints.enabled {
+        return error(StatusCode::CONFLICT, NO_CHECKPOINTS);
+    }
+    json_response(
+        StatusCode::OK,
+        json!({ "job": s.job, "latest_savepoint": completed_json(&s.checkpoints.latest_savepoint) }),
+    )
 }

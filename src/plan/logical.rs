@@ -144,7 +144,7 @@ pub fn plan(spec: &JobSpec, registry: &Registry) -> Result<LogicalPlan, Diagnost
             span: node.span,
             parallelism,
             inputs: &infos,
-            checkpointing: false,
+            checkpointing: spec.section("checkpoints").is_some(),
         };
         let result = match node.kind {
             NodeKind::Source => registry.plan_source(&node.type_name, &node.config, &ctx).map(Planned::Source),

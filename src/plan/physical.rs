@@ -140,6 +140,10 @@ pub fn build(plan: &LogicalPlan, settings: &Settings) -> JobGraph {
         buffer_timeout: settings.buffer_timeout,
         channel_capacity: settings.channel_capacity,
         threads: settings.threads,
+        checkpoints: None,
+        first_checkpoint_id: 1,
+        restore: None,
+        state_backend: std::sync::Arc::new(eddy_api::state::HeapBackend),
         vertices,
         edges,
     }

@@ -19,3 +19,16 @@ pub use config::{CheckpointConfig, CheckpointMode};
 pub use format::{CheckpointMetadata, NodeState, TaskFile, TaskSnapshot};
 pub use restore::RestoredCheckpoint;
 pub use store::{CheckpointStore, StoreError, StoreFuture};
+
+/// The directory of a checkpoint (`chk-0000000007`) or savepoint (`savepoint-0000000007`) under the
+/// store's root.
+pub fn checkpoint_dir(id: u64, savepoint: bool) -> String {
+    if savepoint {
+        format!("savepoint-{id:010}")
+    } else {
+        format!("chk-{id:010}")
+    }
+}
+
+/// The name of a checkpoint's metadata file, inside its directory.
+pub const METADATA_FILE: &str = "_metadata";

@@ -52,3 +52,85 @@ impl RestoredCheckpoint {
         out
     }
 }
+
+/// Why a checkpoint cannot be restored into a job.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RestoreMismatch {
+    /// The job's key-group count differs from the checkpoint's.
+    #[error("the checkpoint has {checkpoint} key groups and the job {job}: `max_parallelism` must stay the same")]
+    MaxParallelism {
+        /// In the checkpoint.
+        checkpoint: usize,
+        /// In the job.
+        job: usize,
+    },
+    /// State of a node that the job no longer has.
+    #[error("the checkpoint has state of node `{0}`, which the job does not have (pass --allow-non-restored-state to drop it)")]
+    Unmapped(String),
+    /// A stateful node's output schema changed.
+    #[error("node `{node}` changed its schema: the checkpoint has ({was}), the job has ({now}); its state cannot be restored")]
+    SchemaChanged {
+        /// The node.
+        node: String,
+        /// Before.
+        was: String,
+        /// Now.
+        now: String,
+    },
+}
+
+impl RestoredCheckpoint {
+    /// Checks that this checkpoint fits `graph`: same key groups, every node with state still present
+    /// (unless `allow_non_restored`, which drops their state) and stateful nodes with the same schema.
+    /// Returns the nodes whose state is dropped.
+    pub fn check(
+        &self,
+        graph: &crate::graph::JobGraph,
+        allow_non_restored: bool,
+    ) -> Result<Vec<String>, RestoreMismatch> {
+        if self.max_parallelism != graph.max_parallelism {
+            return Err(RestoreMismatch::MaxParallelism {
+                checkpoint: self.max_parallelism,
+                job: graph.max_parallelism,
+            });
+        }
+        let mut schemas: HashMap<String, String> = HashMap::new();
+        for v in &graph.vertices {
+            if let crate::graph::Head::Source { name, builder, .. } = &v.head {
+                schemas.insert(name.to_string(), builder.output_schema().to_string());
+            }
+            for o in &v.operators {
+                schemas.insert(o.name.to_string(), o.builder.output_schema().to_string());
+            }
+            if let Some(s) = &v.sink {
+                schemas.insert(s.name.to_string(), String::new());
+            }
+        }
+        let mut dropped = Vec::new();
+        let mut names: Vec<&String> = self.nodes.keys().collect();
+        names.sort();
+        for name in names {
+            let states = &self.nodes[name];
+            let stateful = states
+                .iter()
+                .any(|s| s.keyed.is_some() || s.operator.is_some() || s.source.is_some() || s.sink.is_some());
+            match schemas.get(name) {
+                None if !stateful => {}
+                None if allow_non_restored => dropped.push(name.clone()),
+                None => return Err(RestoreMismatch::Unmapped(name.clone())),
+                Some(now) => {
+                    let was = states.first().map(|s| s.schema.as_str()).unwrap_or_default();
+                    let keyed_or_op = states.iter().any(|s| s.keyed.is_some() || s.operator.is_some());
+                    if keyed_or_op && was != now {
+                        return Err(RestoreMismatch::SchemaChanged {
+                            node: name.clone(),
+                            was: was.to_string(),
+                            now: now.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(dropped)
+    }
+}

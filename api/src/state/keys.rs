@@ -8,14 +8,19 @@
 //! released at once and its id recycled, so a stream of ever-new keys whose state expires stays bounded.
 //! Ids are therefore only stable while the key is referenced: an operator must not keep a `KeyId` of its
 //! own across calls unless the key holds state or a timer.
+use super::codec;
 use super::{KeyId, NO_KEY};
 use crate::batch::Row;
-use crate::key::{hash_key, key_group, owned_keys_eq, KeySelector};
+use crate::error::Result;
+#[cfg(test)]
+use crate::key::hash_key;
+use crate::key::{key_group, owned_keys_eq, KeySelector};
 use crate::value::OwnedDatum;
 use hashbrown::hash_table::{Entry, HashTable};
 
 /// An owned key; a single value (the common `key_by: [field]`) is stored inline, so comparing an int key
 /// reads no memory beyond the index entry.
+#[derive(Clone)]
 enum OwnedKey {
     One(OwnedDatum),
     Many(Box<[OwnedDatum]>),
@@ -30,6 +35,26 @@ impl OwnedKey {
             Some(one) => OwnedKey::One(one),
             None => OwnedKey::Many(Box::default()),
         }
+    }
+
+    /// Decodes a canonical key (see the `codec` module) without an allocation for a single value.
+    fn decode(bytes: &[u8], mask: u64) -> Result<Self> {
+        if let Some(one) = codec::single_value(bytes, mask) {
+            return Ok(OwnedKey::One(one));
+        }
+        let (mut first, mut rest) = (None, Vec::new());
+        codec::walk_key(bytes, |i, d| {
+            let v = codec::owned_datum(i, d, mask);
+            if i == 0 {
+                first = Some(v);
+            } else {
+                rest.push(v);
+            }
+        })?;
+        Ok(match first {
+            Some(one) if rest.is_empty() => OwnedKey::One(one),
+            first => OwnedKey::Many(first.into_iter().chain(rest).collect()),
+        })
     }
 
     #[inline]
@@ -61,6 +86,7 @@ struct Meta {
 /// An entry of the key index: the owned key, its id and reference count, in 32 bytes. Switching to a
 /// known key touches one entry of the index and nothing else (the previous key's entry, whose count
 /// decides whether it is released, was touched by the previous switch).
+#[derive(Clone)]
 struct Interned {
     key: OwnedKey,
     id: KeyId,
@@ -68,7 +94,9 @@ struct Interned {
     refs: u32,
 }
 
-/// The interned keys of one operator subtask, with the current key.
+/// The interned keys of one operator subtask, with the current key. `Clone` for snapshots (a copy taken
+/// on the task thread and encoded on another).
+#[derive(Clone)]
 pub(crate) struct Keys {
     /// By id.
     meta: Vec<Meta>,
@@ -147,7 +175,6 @@ impl Keys {
     }
 
     /// References to a live id (state entries and timers), for tests.
-    #[cfg(test)]
     pub(crate) fn refs(&self, id: KeyId) -> u32 {
         self.entry(id).map_or(0, |e| e.refs)
     }
@@ -167,8 +194,8 @@ impl Keys {
         id
     }
 
-    /// The id of an owned key (e.g. restored from a snapshot), interning it when new.
-    #[allow(dead_code)] // snapshot support: exercised by the tests now, used by the checkpoint issue
+    /// The id of an owned key, interning it when new.
+    #[cfg(test)]
     pub(crate) fn intern_owned(&mut self, key: Box<[OwnedDatum]>) -> KeyId {
         let hash = hash_key(&key);
         let meta = &self.meta;
@@ -181,6 +208,38 @@ impl Keys {
                 id
             }
         }
+    }
+
+    /// The id of a key in canonical form (from a snapshot) whose key hash is `hash`, interning it when new,
+    /// with `refs` references from the state entries and timers about to be restored for it.
+    pub(crate) fn intern_restored(&mut self, bytes: &[u8], mask: u64, hash: u64, refs: u32) -> Result<KeyId> {
+        let key = OwnedKey::decode(bytes, mask)?;
+        let meta = &self.meta;
+        let entry =
+            self.index.entry(hash, |e| owned_keys_eq(e.key.as_slice(), key.as_slice()), |e| meta[e.id as usize].hash);
+        Ok(match entry {
+            Entry::Occupied(mut e) => {
+                e.get_mut().refs += refs;
+                e.get().id
+            }
+            Entry::Vacant(v) => {
+                let id = alloc(&mut self.meta, &mut self.free, hash, self.max_parallelism);
+                v.insert(Interned { key, id, refs });
+                id
+            }
+        })
+    }
+
+    /// Probes the index for each hash without using the result: a restore does it for a chunk of keys
+    /// before interning them, so that the cache misses overlap rather than come one after the other.
+    pub(crate) fn warm(&self, hashes: impl Iterator<Item = u64>) {
+        std::hint::black_box(hashes.filter(|&h| self.index.find(h, |_| false).is_some()).count());
+    }
+
+    /// Room for `additional` more keys without growing the index (before a restore).
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        let meta = &self.meta;
+        self.index.reserve(additional, |e| meta[e.id as usize].hash);
     }
 
     /// Makes `id` (a live key, or [`NO_KEY`]) current, releasing the previous current key if nothing
@@ -232,10 +291,28 @@ impl Keys {
         }
     }
 
-    /// The live keys of key group `group`, for snapshots.
-    #[allow(dead_code)] // snapshot support: exercised by the tests now, used by the checkpoint issue
-    pub(crate) fn iter_group(&self, group: usize) -> impl Iterator<Item = (KeyId, &[OwnedDatum])> + '_ {
-        self.index.iter().filter(move |e| self.group(e.id) == group).map(|e| (e.id, e.key.as_slice()))
+    /// Releases `id` if nothing refers to it and it is not current (a key interned by a restore that got
+    /// no state after all).
+    pub(crate) fn release_if_unused(&mut self, id: KeyId) {
+        if id == self.current.id || !self.is_live(id) {
+            return;
+        }
+        if let Ok(e) = self.index.find_entry(self.hash(id), |e| e.id == id) {
+            if e.get().refs == 0 {
+                e.remove();
+                self.free_id(id);
+            }
+        }
+    }
+
+    /// Every live key that state or a timer refers to (the current key alone is left out), for snapshots.
+    pub(crate) fn iter_referenced(&self) -> impl Iterator<Item = (KeyId, &[OwnedDatum])> + '_ {
+        self.index.iter().filter(|e| e.refs > 0).map(|e| (e.id, e.key.as_slice()))
+    }
+
+    /// One more than the largest id handed out (to size tables indexed by id).
+    pub(crate) fn id_bound(&self) -> usize {
+        self.meta.len()
     }
 
     /// Marks an id, already out of the index, free for reuse.
@@ -308,6 +385,8 @@ mod tests {
         let again = keys.intern_owned(Box::new([OwnedDatum::Int(2)]));
         assert!(again == a || again == c, "ids are recycled");
         assert_eq!(keys.intern_row(&sel, b.row(1), sel.key_hash(b.row(1))), again, "owned and row keys agree");
-        assert_eq!(keys.iter_group(keys.group(again)).count(), 1);
+        assert_eq!(keys.iter_referenced().count(), 0, "the current key is not referenced");
+        keys.retain(again);
+        assert_eq!(keys.iter_referenced().count(), 1);
     }
 }

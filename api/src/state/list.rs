@@ -103,9 +103,9 @@ impl<T: StateValue> ListState<T> {
     /// Appends an element.
     #[inline]
     pub fn add(&self, st: &mut KeyedState, ns: Namespace, item: T) {
-        let Access { table, keys, key, now } = st.access::<ListValue<T>>(self.idx);
+        let Access { table, keys, key, now, spill } = st.access::<ListValue<T>>(self.idx);
         let stamp = table.ttl().map(|_| now);
-        table.upsert(keys, key, ns, now, ListValue::default).value.push(item, stamp);
+        table.upsert(keys, spill, key, ns, now, ListValue::default).value.push(item, stamp);
     }
 
     /// Appends elements.
@@ -114,18 +114,18 @@ impl<T: StateValue> ListState<T> {
         if items.peek().is_none() {
             return;
         }
-        let Access { table, keys, key, now } = st.access::<ListValue<T>>(self.idx);
+        let Access { table, keys, key, now, spill } = st.access::<ListValue<T>>(self.idx);
         let stamp = table.ttl().map(|_| now);
-        let list = &mut table.upsert(keys, key, ns, now, ListValue::default).value;
+        let list = &mut table.upsert(keys, spill, key, ns, now, ListValue::default).value;
         items.for_each(|item| list.push(item, stamp));
     }
 
     /// The elements in insertion order (empty when there are none).
     #[inline]
     pub fn get<'s>(&self, st: &'s mut KeyedState, ns: Namespace) -> &'s [T] {
-        let Access { table, keys, key, now } = st.access::<ListValue<T>>(self.idx);
+        let Access { table, keys, key, now, spill } = st.access::<ListValue<T>>(self.idx);
         let clock = table.clock(now, false);
-        table.find(keys, key, ns, clock, ListValue::touch).map_or(&[], |s| &s.value.items)
+        table.find(keys, spill, key, ns, clock, ListValue::touch).map_or(&[], |s| &s.value.items)
     }
 
     /// Replaces the elements (an empty vector clears the list).
@@ -133,16 +133,16 @@ impl<T: StateValue> ListState<T> {
         if items.is_empty() {
             return self.clear(st, ns);
         }
-        let Access { table, keys, key, now } = st.access::<ListValue<T>>(self.idx);
+        let Access { table, keys, key, now, .. } = st.access::<ListValue<T>>(self.idx);
         let stamp = table.ttl().map(|_| now);
         table.put(keys, key, ns, now, ListValue::new(items, stamp));
     }
 
     /// Removes the list and returns its live elements (e.g. to emit a window's contents without copying).
     pub fn take(&self, st: &mut KeyedState, ns: Namespace) -> Vec<T> {
-        let Access { table, keys, key, now } = st.access::<ListValue<T>>(self.idx);
+        let Access { table, keys, key, now, spill } = st.access::<ListValue<T>>(self.idx);
         let deadline = table.clock(now, false).deadline;
-        let Some(mut list) = table.remove(keys, key, ns, now) else { return Vec::new() };
+        let Some(mut list) = table.remove(keys, spill, key, ns, now) else { return Vec::new() };
         if let Some(deadline) = deadline {
             list.prune(deadline);
         }
@@ -152,90 +152,7 @@ impl<T: StateValue> ListState<T> {
     /// Removes the list.
     #[inline]
     pub fn clear(&self, st: &mut KeyedState, ns: Namespace) {
-        let Access { table, keys, key, now } = st.access::<ListValue<T>>(self.idx);
-        table.remove(keys, key, ns, now);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::super::testing::{key, state, w};
-    use super::super::{StateDescriptor, StateTtl, TtlUpdate};
-    use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn add_get_update_take_clear() {
-        let mut st = state();
-        let l = st.list::<u32>(StateDescriptor::new("l")).unwrap();
-        key(&mut st, 1);
-        assert!(l.get(&mut st, Namespace::NONE).is_empty());
-        l.add(&mut st, Namespace::NONE, 1);
-        l.add_all(&mut st, Namespace::NONE, [2, 3]);
-        l.add(&mut st, w(0), 9);
-        key(&mut st, 2);
-        l.add(&mut st, Namespace::NONE, 7);
-        key(&mut st, 1);
-        assert_eq!(l.get(&mut st, Namespace::NONE), [1, 2, 3]);
-        assert_eq!(l.get(&mut st, w(0)), [9]);
-        l.update(&mut st, Namespace::NONE, vec![4, 5]);
-        assert_eq!(l.get(&mut st, Namespace::NONE), [4, 5]);
-        assert_eq!(l.take(&mut st, Namespace::NONE), [4, 5]);
-        assert!(l.get(&mut st, Namespace::NONE).is_empty());
-        l.update(&mut st, w(0), Vec::new());
-        assert!(l.get(&mut st, w(0)).is_empty(), "an empty update clears");
-        l.add_all(&mut st, w(0), []);
-        assert_eq!(st.entry_count(), 1, "only key 2's list is left");
-        key(&mut st, 2);
-        l.clear(&mut st, Namespace::NONE);
-        assert_eq!(st.entry_count(), 0);
-        assert_eq!(st.key_count(), 1);
-    }
-
-    #[test]
-    fn elements_expire_one_by_one() {
-        let mut st = state();
-        let l = st.list::<u32>(StateDescriptor::new("l").with_ttl(StateTtl::new(Duration::from_millis(10)))).unwrap();
-        key(&mut st, 1);
-        for (now, x) in [(0, 1), (5, 2), (8, 3)] {
-            st.set_processing_time(now);
-            l.add(&mut st, Namespace::NONE, x);
-        }
-        st.set_processing_time(9);
-        assert_eq!(l.get(&mut st, Namespace::NONE), [1, 2, 3]);
-        st.set_processing_time(10);
-        assert_eq!(l.get(&mut st, Namespace::NONE), [2, 3]);
-        st.set_processing_time(16);
-        assert_eq!(l.take(&mut st, Namespace::NONE), [3]);
-        l.add(&mut st, Namespace::NONE, 4);
-        st.set_processing_time(30);
-        assert!(l.get(&mut st, Namespace::NONE).is_empty());
-        assert_eq!(st.entry_count(), 0);
-
-        // The sweep prunes partly expired lists too.
-        l.add(&mut st, w(0), 1);
-        st.set_processing_time(35);
-        l.add(&mut st, w(0), 2);
-        st.set_processing_time(40);
-        st.cleanup_expired(1 << 10);
-        st.set_processing_time(0); // time going backwards must not resurrect what the sweep dropped
-        assert_eq!(l.get(&mut st, w(0)), [2]);
-    }
-
-    #[test]
-    fn reads_restart_the_clock_with_on_read_and_write() {
-        let mut st = state();
-        let ttl = StateTtl::new(Duration::from_millis(10)).with_update(TtlUpdate::OnReadAndWrite);
-        let l = st.list::<u32>(StateDescriptor::new("l").with_ttl(ttl)).unwrap();
-        key(&mut st, 1);
-        l.add(&mut st, Namespace::NONE, 1);
-        st.set_processing_time(5);
-        l.add(&mut st, Namespace::NONE, 2);
-        st.set_processing_time(9);
-        assert_eq!(l.get(&mut st, Namespace::NONE), [1, 2]);
-        st.set_processing_time(18);
-        assert_eq!(l.get(&mut st, Namespace::NONE), [1, 2]);
-        st.set_processing_time(28);
-        assert!(l.get(&mut st, Namespace::NONE).is_empty());
+        let Access { table, keys, key, now, spill } = st.access::<ListValue<T>>(self.idx);
+        table.remove(keys, spill, key, ns, now);
     }
 }

@@ -1,7 +1,7 @@
 //! [`MapState`]: a map per key and namespace.
 //!
 //! With TTL, every entry carries its own timestamp and expires on its own, as in Flink.
-use super::table::Clock;
+use super::table::{Clock, DIRTY};
 use super::{Access, KeyedState, Namespace, StateKey, StateValue};
 use rustc_hash::FxBuildHasher;
 use serde::{Deserialize, Serialize};
@@ -79,9 +79,9 @@ impl<K: StateKey, V: StateValue> MapState<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let Access { table, keys, key, now } = st.access::<MapValue<K, V>>(self.idx);
+        let Access { table, keys, key, now, spill } = st.access::<MapValue<K, V>>(self.idx);
         let clock = table.clock(now, false);
-        let slot = table.find(keys, key, ns, clock, |m, c| touch_one(m, k, c))?;
+        let slot = table.find(keys, spill, key, ns, clock, |m, c| touch_one(m, k, c))?;
         slot.value.get(k).map(|e| &e.value)
     }
 
@@ -92,9 +92,9 @@ impl<K: StateKey, V: StateValue> MapState<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let Access { table, keys, key, now } = st.access::<MapValue<K, V>>(self.idx);
+        let Access { table, keys, key, now, spill } = st.access::<MapValue<K, V>>(self.idx);
         let clock = table.clock(now, true);
-        let slot = table.find(keys, key, ns, clock, |m, c| touch_one(m, k, c))?;
+        let slot = table.find(keys, spill, key, ns, clock, |m, c| touch_one(m, k, c))?;
         slot.value.get_mut(k).map(|e| &mut e.value)
     }
 
@@ -111,8 +111,8 @@ impl<K: StateKey, V: StateValue> MapState<K, V> {
     /// Sets the value of `k`.
     #[inline]
     pub fn put(&self, st: &mut KeyedState, ns: Namespace, k: K, value: V) {
-        let Access { table, keys, key, now } = st.access::<MapValue<K, V>>(self.idx);
-        table.upsert(keys, key, ns, now, MapValue::default).value.insert(k, MapEntry { ts: now, value });
+        let Access { table, keys, key, now, spill } = st.access::<MapValue<K, V>>(self.idx);
+        table.upsert(keys, spill, key, ns, now, MapValue::default).value.insert(k, MapEntry { ts: now, value });
     }
 
     /// Removes `k`, returning its value if it was present and not expired.
@@ -122,21 +122,26 @@ impl<K: StateKey, V: StateValue> MapState<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let Access { table, keys, key, now } = st.access::<MapValue<K, V>>(self.idx);
+        let Access { table, keys, key, now, spill } = st.access::<MapValue<K, V>>(self.idx);
         let clock = table.clock(now, false);
-        let mut removed = None;
-        table.find(keys, key, ns, clock, |m, c| {
-            removed = m.remove(k).filter(|e| !c.expired(e.ts)).map(|e| e.value);
+        let (mut removed, mut changed) = (None, false);
+        let slot = table.find(keys, spill, key, ns, clock, |m, c| {
+            let entry = m.remove(k);
+            changed = entry.is_some();
+            removed = entry.filter(|e| !c.expired(e.ts)).map(|e| e.value);
             !m.is_empty()
         });
+        if let Some(s) = slot.filter(|_| changed) {
+            s.flags |= DIRTY; // changed through a read clock
+        }
         removed
     }
 
     /// The live entries, in no particular order.
     pub fn iter<'s>(&self, st: &'s mut KeyedState, ns: Namespace) -> impl Iterator<Item = (&'s K, &'s V)> + 's {
-        let Access { table, keys, key, now } = st.access::<MapValue<K, V>>(self.idx);
+        let Access { table, keys, key, now, spill } = st.access::<MapValue<K, V>>(self.idx);
         let clock = table.clock(now, false);
-        let slot = table.find(keys, key, ns, clock, |m, c| {
+        let slot = table.find(keys, spill, key, ns, clock, |m, c| {
             if let Some(deadline) = c.deadline {
                 if prune(m, deadline) {
                     return false;
@@ -158,106 +163,7 @@ impl<K: StateKey, V: StateValue> MapState<K, V> {
     /// Removes the whole map.
     #[inline]
     pub fn clear(&self, st: &mut KeyedState, ns: Namespace) {
-        let Access { table, keys, key, now } = st.access::<MapValue<K, V>>(self.idx);
-        table.remove(keys, key, ns, now);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::super::testing::{key, state, w};
-    use super::super::{StateDescriptor, StateTtl, TtlUpdate};
-    use super::*;
-    use std::time::Duration;
-
-    fn sorted<'a>(it: impl Iterator<Item = (&'a String, &'a u32)>) -> Vec<(String, u32)> {
-        let mut v: Vec<_> = it.map(|(k, v)| (k.clone(), *v)).collect();
-        v.sort();
-        v
-    }
-
-    #[test]
-    fn put_get_remove_iter_clear() {
-        let mut st = state();
-        let m = st.map::<String, u32>(StateDescriptor::new("m")).unwrap();
-        key(&mut st, 1);
-        assert!(m.is_empty(&mut st, Namespace::NONE));
-        m.put(&mut st, Namespace::NONE, "a".into(), 1);
-        m.put(&mut st, Namespace::NONE, "b".into(), 2);
-        m.put(&mut st, w(0), "a".into(), 10);
-        key(&mut st, 2);
-        assert_eq!(m.get(&mut st, Namespace::NONE, "a"), None);
-        m.put(&mut st, Namespace::NONE, "a".into(), 100);
-        key(&mut st, 1);
-        assert_eq!(m.get(&mut st, Namespace::NONE, "a"), Some(&1));
-        assert!(m.contains(&mut st, w(0), "a"));
-        assert!(!m.contains(&mut st, w(0), "b"));
-        if let Some(v) = m.get_mut(&mut st, Namespace::NONE, "b") {
-            *v += 1;
-        }
-        assert_eq!(sorted(m.iter(&mut st, Namespace::NONE)), [("a".into(), 1), ("b".into(), 3)]);
-        assert_eq!(m.remove(&mut st, Namespace::NONE, "a"), Some(1));
-        assert_eq!(m.remove(&mut st, Namespace::NONE, "a"), None);
-        assert_eq!(sorted(m.iter(&mut st, Namespace::NONE)), [("b".into(), 3)]);
-        m.clear(&mut st, w(0));
-        assert!(m.is_empty(&mut st, w(0)));
-        assert_eq!(st.entry_count(), 2);
-    }
-
-    #[test]
-    fn entries_expire_one_by_one() {
-        let mut st = state();
-        let ttl = StateTtl::new(Duration::from_millis(10));
-        let m = st.map::<String, u32>(StateDescriptor::new("m").with_ttl(ttl)).unwrap();
-        key(&mut st, 1);
-        m.put(&mut st, Namespace::NONE, "a".into(), 1);
-        st.set_processing_time(5);
-        m.put(&mut st, Namespace::NONE, "b".into(), 2);
-        st.set_processing_time(10);
-        assert_eq!(m.get(&mut st, Namespace::NONE, "a"), None);
-        assert!(!m.contains(&mut st, Namespace::NONE, "a"));
-        assert_eq!(m.get(&mut st, Namespace::NONE, "b"), Some(&2));
-        m.put(&mut st, Namespace::NONE, "c".into(), 3);
-        st.set_processing_time(15);
-        assert_eq!(sorted(m.iter(&mut st, Namespace::NONE)), [("c".into(), 3)]);
-        st.set_processing_time(19);
-        assert_eq!(m.remove(&mut st, Namespace::NONE, "c"), Some(3));
-        assert_eq!(st.entry_count(), 0, "the map went with its last entry");
-
-        // The sweep prunes partly expired maps, and removes fully expired ones.
-        m.put(&mut st, w(0), "x".into(), 1);
-        st.set_processing_time(25);
-        m.put(&mut st, w(0), "y".into(), 2);
-        key(&mut st, 2);
-        m.put(&mut st, w(0), "z".into(), 3);
-        st.set_processing_time(30);
-        st.cleanup_expired(1 << 10);
-        assert_eq!(st.entry_count(), 2);
-        st.set_processing_time(0);
-        key(&mut st, 1);
-        assert_eq!(sorted(m.iter(&mut st, w(0))), [("y".into(), 2)]);
-        st.set_processing_time(40);
-        st.cleanup_expired(1 << 10);
-        assert_eq!(st.entry_count(), 0);
-        assert_eq!(st.key_count(), 1, "only the current key is left");
-    }
-
-    #[test]
-    fn reads_restart_entry_clocks_with_on_read_and_write() {
-        let mut st = state();
-        let ttl = StateTtl::new(Duration::from_millis(10)).with_update(TtlUpdate::OnReadAndWrite);
-        let m = st.map::<u32, u32>(StateDescriptor::new("m").with_ttl(ttl)).unwrap();
-        key(&mut st, 1);
-        m.put(&mut st, Namespace::NONE, 1, 1);
-        m.put(&mut st, Namespace::NONE, 2, 2);
-        st.set_processing_time(8);
-        assert_eq!(m.get(&mut st, Namespace::NONE, &1), Some(&1));
-        st.set_processing_time(12);
-        assert_eq!(m.get(&mut st, Namespace::NONE, &2), None, "not read: expired");
-        assert_eq!(m.get(&mut st, Namespace::NONE, &1), Some(&1), "read at 8: alive until 18");
-        st.set_processing_time(21);
-        assert_eq!(m.iter(&mut st, Namespace::NONE).count(), 1, "read at 12");
-        st.set_processing_time(30);
-        assert_eq!(m.iter(&mut st, Namespace::NONE).count(), 1, "iter read it at 21");
+        let Access { table, keys, key, now, spill } = st.access::<MapValue<K, V>>(self.idx);
+        table.remove(keys, spill, key, ns, now);
     }
 }

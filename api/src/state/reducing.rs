@@ -32,16 +32,16 @@ impl<T: StateValue> ReducingState<T> {
     /// Folds `value` into the state (or sets it when empty or expired).
     #[inline]
     pub fn add(&self, st: &mut KeyedState, ns: Namespace, value: T) {
-        let Access { table, keys, key, now } = st.access::<T>(self.idx);
-        table.merge(keys, key, ns, now, value, self.reduce);
+        let Access { table, keys, key, now, spill } = st.access::<T>(self.idx);
+        table.merge(keys, spill, key, ns, now, value, self.reduce);
     }
 
     /// The accumulated value, if any.
     #[inline]
     pub fn get<'s>(&self, st: &'s mut KeyedState, ns: Namespace) -> Option<&'s T> {
-        let Access { table, keys, key, now } = st.access::<T>(self.idx);
+        let Access { table, keys, key, now, spill } = st.access::<T>(self.idx);
         let clock = table.clock(now, false);
-        table.find(keys, key, ns, clock, |_, _| true).map(|s| &s.value)
+        table.find(keys, spill, key, ns, clock, |_, _| true).map(|s| &s.value)
     }
 
     /// Removes the accumulated value.
@@ -53,8 +53,8 @@ impl<T: StateValue> ReducingState<T> {
     /// Removes the accumulated value and returns it, if any.
     #[inline]
     pub fn take(&self, st: &mut KeyedState, ns: Namespace) -> Option<T> {
-        let Access { table, keys, key, now } = st.access::<T>(self.idx);
-        table.remove(keys, key, ns, now)
+        let Access { table, keys, key, now, spill } = st.access::<T>(self.idx);
+        table.remove(keys, spill, key, ns, now)
     }
 }
 
@@ -88,16 +88,16 @@ impl<In: 'static, Acc: StateValue> AggregatingState<In, Acc> {
     /// Adds one input to the accumulator (created first when absent or expired).
     #[inline]
     pub fn add(&self, st: &mut KeyedState, ns: Namespace, input: In) {
-        let Access { table, keys, key, now } = st.access::<Acc>(self.idx);
-        (self.add)(&mut table.upsert(keys, key, ns, now, self.init).value, input);
+        let Access { table, keys, key, now, spill } = st.access::<Acc>(self.idx);
+        (self.add)(&mut table.upsert(keys, spill, key, ns, now, self.init).value, input);
     }
 
     /// The accumulator, if any input was added.
     #[inline]
     pub fn get<'s>(&self, st: &'s mut KeyedState, ns: Namespace) -> Option<&'s Acc> {
-        let Access { table, keys, key, now } = st.access::<Acc>(self.idx);
+        let Access { table, keys, key, now, spill } = st.access::<Acc>(self.idx);
         let clock = table.clock(now, false);
-        table.find(keys, key, ns, clock, |_, _| true).map(|s| &s.value)
+        table.find(keys, spill, key, ns, clock, |_, _| true).map(|s| &s.value)
     }
 
     /// Removes the accumulator.
@@ -109,65 +109,7 @@ impl<In: 'static, Acc: StateValue> AggregatingState<In, Acc> {
     /// Removes the accumulator and returns it, if any.
     #[inline]
     pub fn take(&self, st: &mut KeyedState, ns: Namespace) -> Option<Acc> {
-        let Access { table, keys, key, now } = st.access::<Acc>(self.idx);
-        table.remove(keys, key, ns, now)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::super::testing::{key, state, w};
-    use super::super::{StateDescriptor, StateTtl};
-    use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn reduces_per_key_and_namespace() {
-        let mut st = state();
-        let max = st.reducing::<i64>(StateDescriptor::new("max"), |a, b| *a = (*a).max(b)).unwrap();
-        for (k, ns, v) in [(1, 0, 5), (1, 0, 3), (1, 10, 1), (2, 0, 9), (1, 0, 7)] {
-            key(&mut st, k);
-            max.add(&mut st, w(ns), v);
-        }
-        key(&mut st, 1);
-        assert_eq!(max.get(&mut st, w(0)), Some(&7));
-        assert_eq!(max.get(&mut st, w(10)), Some(&1));
-        assert_eq!(max.take(&mut st, w(10)), Some(1));
-        max.clear(&mut st, w(0));
-        assert_eq!(max.get(&mut st, w(0)), None);
-        key(&mut st, 2);
-        assert_eq!(max.get(&mut st, w(0)), Some(&9));
-    }
-
-    #[test]
-    fn an_expired_value_restarts_the_reduction() {
-        let mut st = state();
-        let ttl = StateTtl::new(Duration::from_millis(10));
-        let sum = st.reducing::<u64>(StateDescriptor::new("sum").with_ttl(ttl), |a, b| *a += b).unwrap();
-        key(&mut st, 1);
-        sum.add(&mut st, Namespace::NONE, 1);
-        st.set_processing_time(5);
-        sum.add(&mut st, Namespace::NONE, 2);
-        st.set_processing_time(14);
-        assert_eq!(sum.get(&mut st, Namespace::NONE), Some(&3));
-        st.set_processing_time(15);
-        sum.add(&mut st, Namespace::NONE, 4);
-        assert_eq!(sum.get(&mut st, Namespace::NONE), Some(&4));
-    }
-
-    #[test]
-    fn aggregates_inputs_into_an_accumulator() {
-        let mut st = state();
-        let avg = st
-            .aggregating::<f64, (u64, f64)>(StateDescriptor::new("avg"), || (0, 0.0), |a, x| *a = (a.0 + 1, a.1 + x))
-            .unwrap();
-        key(&mut st, 1);
-        for x in [1.0, 2.0, 6.0] {
-            avg.add(&mut st, Namespace::NONE, x);
-        }
-        assert_eq!(avg.get(&mut st, Namespace::NONE), Some(&(3, 9.0)));
-        assert_eq!(avg.take(&mut st, Namespace::NONE), Some((3, 9.0)));
-        avg.clear(&mut st, Namespace::NONE);
-        assert_eq!(avg.get(&mut st, Namespace::NONE), None);
+        let Access { table, keys, key, now, spill } = st.access::<Acc>(self.idx);
+        table.remove(keys, spill, key, ns, now)
     }
 }

@@ -8,27 +8,36 @@
 //!
 //! The key state holds the tables as `Box<dyn ErasedTable>`, and typed handles downcast through
 //! [`ErasedTable::as_any_mut`] (one `TypeId` comparison per access). The erased trait carries what the
-//! state needs without knowing the type: the incremental TTL sweep and iteration per key group.
+//! state needs without knowing the type: the incremental TTL sweep, snapshots (entries written per key
+//! group with their typed values, and read back) and spilling (dirty entries written to the store).
 //!
-//! # Snapshots
-//! A key group's state is the keys of that group ([`Keys::iter_group`]), the slots of each table whose
-//! key is in the group ([`Table::iter_group`]; typed, so `V: Serialize` is at hand) and the timers of the
-//! group. The checkpoint issue adds to [`ErasedTable`] a `write_group(&self, keys, group, out)` implemented
-//! once in `impl ErasedTable for Table<V>` on top of [`Table::iter_group`] (writing key index within the
-//! group, namespace, timestamp and the serialized value), and a `read_group` that rebuilds with
-//! [`Keys::intern_owned`] and [`Table::restore`]. Timestamps are kept, so TTL survives a restore.
+//! With a spill store (see the `spill` module) the table is a cache: the operations take the optional
+//! [`Spill`] and go to the store only on a miss, in out-of-line code, so the heap backend's hot path is
+//! the same as without spilling but for one flag store per write. A slot's flags say whether it changed
+//! since it was loaded or spilled ([`DIRTY`]) and whether the store is known not to hold it ([`FRESH`],
+//! so removing it needs no tombstone).
+use super::codec::{self, Reader};
 use super::keys::{KeyRef, Keys};
+use super::spill::{put_store_key, put_store_value, Spill, SpillBatch};
 use super::{KeyId, Namespace, StateValue};
+use crate::error::Result;
 use hashbrown::hash_table::{Entry, HashTable};
 use rustc_hash::FxHasher;
 use std::any::Any;
 use std::hash::Hasher;
+
+/// Slot flag: changed since it was loaded from the spill store or last spilled.
+pub(crate) const DIRTY: u8 = 1;
+/// Slot flag: the spill store is known not to hold the entry.
+pub(crate) const FRESH: u8 = 2;
 
 /// One state entry: a value for one key and namespace.
 #[derive(Clone, Debug)]
 pub(crate) struct Slot<V> {
     /// The key.
     pub key: KeyId,
+    /// [`DIRTY`] and [`FRESH`] (fits in the padding after `key`).
+    pub flags: u8,
     /// The namespace.
     pub ns: Namespace,
     /// Processing time of the last update (for TTL); an upper bound of the element timestamps inside
@@ -71,12 +80,15 @@ impl Clock {
 pub(crate) type PruneFn<V> = fn(&mut V, i64) -> bool;
 
 /// The storage of one declared state.
+#[derive(Clone)]
 pub(crate) struct Table<V> {
     map: HashTable<Slot<V>>,
     ttl: Option<Ttl>,
     prune: Option<PruneFn<V>>,
     /// Bucket where the incremental TTL sweep resumes.
     cursor: usize,
+    /// The state's index (declaration order), which names it in the spill store.
+    id: u32,
 }
 
 /// The hash of a slot's identity, from the key's hash rather than its id: the probe's loads then do
@@ -90,10 +102,22 @@ fn slot_hash(key_hash: u64, ns: Namespace) -> u64 {
     h.finish()
 }
 
-impl<V> Table<V> {
-    /// An empty table.
-    pub(crate) fn new(ttl: Option<Ttl>, prune: Option<PruneFn<V>>) -> Self {
-        Table { map: HashTable::new(), ttl, prune, cursor: 0 }
+/// Entries handled together by snapshots and restores, so that their memory accesses overlap.
+pub(crate) const CHUNK: usize = 32;
+
+/// The entries of one state in one key group, encoded for a snapshot.
+#[derive(Default)]
+pub(crate) struct Part {
+    /// Number of entries.
+    pub count: usize,
+    /// `count` times: key index (within the group), namespace start and end, timestamp, value as bytes.
+    pub buf: Vec<u8>,
+}
+
+impl<V: StateValue> Table<V> {
+    /// An empty table for the state with index `id`.
+    pub(crate) fn new(id: u32, ttl: Option<Ttl>, prune: Option<PruneFn<V>>) -> Self {
+        Table { map: HashTable::new(), ttl, prune, cursor: 0, id }
     }
 
     /// The TTL settings.
@@ -111,44 +135,62 @@ impl<V> Table<V> {
         }
     }
 
-    /// The live slot of `key` and `ns`. An expired slot, or one that `keep` rejects (after pruning its
-    /// expired parts, say), is removed and `None` returned. Restarts the slot's clock on writes, and on
-    /// reads with `TtlUpdate::OnReadAndWrite`.
+    /// The live slot of `key` and `ns` (loaded from the spill store on a miss). An expired slot, or one
+    /// that `keep` rejects (after pruning its expired parts, say), is removed and `None` returned. Restarts
+    /// the slot's clock on writes, and on reads with `TtlUpdate::OnReadAndWrite`. A caller that changes
+    /// the value through a read clock marks the slot [`DIRTY`] itself.
     #[inline]
     pub(crate) fn find(
         &mut self,
         keys: &mut Keys,
+        mut spill: Option<&mut Spill>,
         key: KeyRef,
         ns: Namespace,
         clock: Clock,
         keep: impl FnOnce(&mut V, Clock) -> bool,
     ) -> Option<&mut Slot<V>> {
-        let Ok(mut e) = self.map.find_entry(slot_hash(key.hash, ns), |s| s.key == key.id && s.ns == ns) else {
-            return None;
+        let hash = slot_hash(key.hash, ns);
+        let mut e = match self.map.find_entry(hash, |s| s.key == key.id && s.ns == ns) {
+            Ok(e) => e,
+            Err(absent) => {
+                let (ts, value) = spill.as_deref_mut()?.load::<V>(keys, self.id, key, ns, clock.deadline)?;
+                keys.retain(key.id);
+                let slot = Slot { key: key.id, flags: 0, ns, ts, value };
+                absent.into_table().insert_unique(hash, slot, |s| slot_hash(keys.hash(s.key), s.ns))
+            }
         };
         let s = e.get_mut();
         if clock.expired(s.ts) || !keep(&mut s.value, clock) {
             let (s, _) = e.remove();
+            if let Some(sp) = spill {
+                if s.flags & FRESH == 0 {
+                    sp.tombstone(keys, self.id, s.key, s.ns);
+                }
+            }
             keys.release(s.key);
             return None;
         }
         if clock.refresh {
             s.ts = clock.now;
+            s.flags |= DIRTY;
         }
         Some(e.into_mut())
     }
 
-    /// The slot of `key` and `ns`, created with `init` when absent or expired; its clock restarts.
+    /// The slot of `key` and `ns`, created with `init` when absent (in the cache and the spill store) or
+    /// expired; its clock restarts.
     #[inline]
     pub(crate) fn upsert(
         &mut self,
         keys: &mut Keys,
+        spill: Option<&mut Spill>,
         key: KeyRef,
         ns: Namespace,
         now: i64,
         init: impl FnOnce() -> V,
     ) -> &mut Slot<V> {
         let clock = self.clock(now, true);
+        let id = self.id;
         match self.map.entry(
             slot_hash(key.hash, ns),
             |s| s.key == key.id && s.ns == ns,
@@ -160,16 +202,24 @@ impl<V> Table<V> {
                     s.value = init();
                 }
                 s.ts = now;
+                s.flags |= DIRTY;
                 s
             }
             Entry::Vacant(v) => {
+                let (value, flags) = match spill {
+                    None => (init(), DIRTY),
+                    Some(sp) => match sp.load::<V>(keys, id, key, ns, clock.deadline) {
+                        Some((_, value)) => (value, DIRTY),
+                        None => (init(), DIRTY | FRESH),
+                    },
+                };
                 keys.retain(key.id);
-                v.insert(Slot { key: key.id, ns, ts: now, value: init() }).into_mut()
+                v.insert(Slot { key: key.id, flags, ns, ts: now, value }).into_mut()
             }
         }
     }
 
-    /// Sets the value of `key` and `ns`.
+    /// Sets the value of `key` and `ns` (no look-up in the spill store: it is overwritten).
     #[inline]
     pub(crate) fn put(&mut self, keys: &mut Keys, key: KeyRef, ns: Namespace, now: i64, value: V) {
         match self.map.entry(
@@ -181,19 +231,22 @@ impl<V> Table<V> {
                 let s = e.get_mut();
                 s.value = value;
                 s.ts = now;
+                s.flags |= DIRTY;
             }
             Entry::Vacant(v) => {
                 keys.retain(key.id);
-                v.insert(Slot { key: key.id, ns, ts: now, value });
+                v.insert(Slot { key: key.id, flags: DIRTY, ns, ts: now, value });
             }
         }
     }
 
     /// Folds `value` into the live value of `key` and `ns` with `merge`, or sets it when there is none.
     #[inline]
+    #[allow(clippy::too_many_arguments)] // the table's context, then the operation's arguments
     pub(crate) fn merge(
         &mut self,
         keys: &mut Keys,
+        spill: Option<&mut Spill>,
         key: KeyRef,
         ns: Namespace,
         now: i64,
@@ -201,6 +254,7 @@ impl<V> Table<V> {
         merge: impl FnOnce(&mut V, V),
     ) {
         let clock = self.clock(now, true);
+        let id = self.id;
         match self.map.entry(
             slot_hash(key.hash, ns),
             |s| s.key == key.id && s.ns == ns,
@@ -214,26 +268,59 @@ impl<V> Table<V> {
                     merge(&mut s.value, value);
                 }
                 s.ts = now;
+                s.flags |= DIRTY;
             }
             Entry::Vacant(v) => {
+                let (value, flags) = match spill {
+                    None => (value, DIRTY),
+                    Some(sp) => match sp.load::<V>(keys, id, key, ns, clock.deadline) {
+                        Some((_, mut stored)) => {
+                            merge(&mut stored, value);
+                            (stored, DIRTY)
+                        }
+                        None => (value, DIRTY | FRESH),
+                    },
+                };
                 keys.retain(key.id);
-                v.insert(Slot { key: key.id, ns, ts: now, value });
+                v.insert(Slot { key: key.id, flags, ns, ts: now, value });
             }
         }
     }
 
-    /// Removes the slot of `key` and `ns`, returning its value unless it had expired.
+    /// Removes the slot of `key` and `ns` (and the spill store's entry), returning its value unless it
+    /// had expired.
     #[inline]
-    pub(crate) fn remove(&mut self, keys: &mut Keys, key: KeyRef, ns: Namespace, now: i64) -> Option<V> {
+    pub(crate) fn remove(
+        &mut self,
+        keys: &mut Keys,
+        spill: Option<&mut Spill>,
+        key: KeyRef,
+        ns: Namespace,
+        now: i64,
+    ) -> Option<V> {
         let clock = self.clock(now, false);
-        let e = self.map.find_entry(slot_hash(key.hash, ns), |s| s.key == key.id && s.ns == ns).ok()?;
-        let (s, _) = e.remove();
-        keys.release(s.key);
-        (!clock.expired(s.ts)).then_some(s.value)
+        match self.map.find_entry(slot_hash(key.hash, ns), |s| s.key == key.id && s.ns == ns) {
+            Ok(e) => {
+                let (s, _) = e.remove();
+                if let Some(sp) = spill {
+                    if s.flags & FRESH == 0 {
+                        sp.tombstone(keys, self.id, s.key, s.ns);
+                    }
+                }
+                keys.release(s.key);
+                (!clock.expired(s.ts)).then_some(s.value)
+            }
+            Err(_) => {
+                let sp = spill?;
+                let (_, value) = sp.load::<V>(keys, self.id, key, ns, clock.deadline)?;
+                sp.tombstone(keys, self.id, key.id, ns);
+                Some(value)
+            }
+        }
     }
 
-    /// Puts a slot back as it was (snapshot restore): replaces an existing one, keeps the timestamp.
-    #[allow(dead_code)] // snapshot support: exercised by the tests now, used by the checkpoint issue
+    /// Puts a slot back as it was (snapshot restore), its key reference already counted: replaces an
+    /// existing one (dropping the reference again), keeps the timestamp.
     pub(crate) fn restore(&mut self, keys: &mut Keys, slot: Slot<V>) {
         let (key, ns) = (KeyRef { id: slot.key, hash: keys.hash(slot.key) }, slot.ns);
         match self.map.entry(
@@ -241,23 +328,20 @@ impl<V> Table<V> {
             |s| s.key == key.id && s.ns == ns,
             |s| slot_hash(keys.hash(s.key), s.ns),
         ) {
-            Entry::Occupied(mut e) => *e.get_mut() = slot,
+            Entry::Occupied(mut e) => {
+                *e.get_mut() = slot;
+                keys.release(key.id);
+            }
             Entry::Vacant(v) => {
-                keys.retain(key.id);
                 v.insert(slot);
             }
         }
     }
 
-    /// The slots whose key is in key group `group` (expired ones included), for snapshots.
-    #[allow(dead_code)] // snapshot support: exercised by the tests now, used by the checkpoint issue
-    pub(crate) fn iter_group<'a>(&'a self, keys: &'a Keys, group: usize) -> impl Iterator<Item = &'a Slot<V>> + 'a {
-        self.map.iter().filter(move |s| keys.group(s.key) == group)
-    }
-
     /// Visits up to `budget` buckets from where the last sweep stopped, removing expired slots (and
     /// expired parts of list and map values). Returns the buckets visited and whether the sweep reached
-    /// the end of the table (the next one starts over).
+    /// the end of the table (the next one starts over). With a spill store, the store's copies of what
+    /// it removes are older and so expired too: they are dropped when loaded, and need no tombstone.
     pub(crate) fn sweep(&mut self, keys: &mut Keys, now: i64, budget: usize) -> (usize, bool) {
         let n = self.map.num_buckets();
         let Some(ttl) = self.ttl else { return (0, true) };
@@ -286,26 +370,31 @@ impl<V> Table<V> {
 pub(crate) trait ErasedTable: Send + 'static {
     /// For typed access by the handles.
     fn as_any_mut(&mut self) -> &mut dyn Any;
-    /// For typed read access (snapshots, tests).
-    #[allow(dead_code)] // snapshot support: exercised by the tests now, used by the checkpoint issue
-    fn as_any(&self) -> &dyn Any;
-    /// Number of entries.
+    /// Number of entries (in memory).
     fn len(&self) -> usize;
     /// Whether the table has a TTL (and so takes part in the sweep).
     fn has_ttl(&self) -> bool;
     /// See [`Table::sweep`].
     fn sweep(&mut self, keys: &mut Keys, now: i64, budget: usize) -> (usize, bool);
-    /// Calls `f(key, namespace, timestamp)` for every entry of key group `group`.
-    #[allow(dead_code)] // snapshot support: exercised by the tests now, used by the checkpoint issue
-    fn for_each_in_group(&self, keys: &Keys, group: usize, f: &mut dyn FnMut(KeyId, Namespace, i64));
+    /// A copy, for a snapshot encoded on another thread.
+    fn clone_box(&self) -> Box<dyn ErasedTable>;
+    /// Appends every entry to the part of its key group, with the key as its index within the group:
+    /// `place[id]` is (part index, key index), `u32::MAX` for a key that is not in the snapshot.
+    fn write_groups(&self, place: &[(u32, u32)], parts: &mut [Part]) -> Result<()>;
+    /// Room for `additional` more entries (before a restore).
+    fn reserve(&mut self, keys: &Keys, additional: usize);
+    /// Reads `count` entries written by [`write_groups`](Self::write_groups) from `r`, the keys being
+    /// `ids` by index, each key's references already counted.
+    fn read_entries(&mut self, keys: &mut Keys, ids: &[KeyId], count: usize, r: &mut Reader<'_>) -> Result<()>;
+    /// Adds a put of every dirty entry to `batch`.
+    fn collect_dirty(&self, keys: &Keys, batch: &mut SpillBatch) -> Result<()>;
+    /// After the dirty entries were written: empties the cache (`evict`), or marks every entry clean and
+    /// stored.
+    fn after_spill(&mut self, keys: &mut Keys, evict: bool);
 }
 
 impl<V: StateValue> ErasedTable for Table<V> {
     fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
-    }
-
-    fn as_any(&self) -> &dyn Any {
         self
     }
 
@@ -321,8 +410,87 @@ impl<V: StateValue> ErasedTable for Table<V> {
         Table::sweep(self, keys, now, budget)
     }
 
-    fn for_each_in_group(&self, keys: &Keys, group: usize, f: &mut dyn FnMut(KeyId, Namespace, i64)) {
-        self.iter_group(keys, group).for_each(|s| f(s.key, s.ns, s.ts));
+    fn clone_box(&self) -> Box<dyn ErasedTable> {
+        Box::new(self.clone())
+    }
+
+    fn write_groups(&self, place: &[(u32, u32)], parts: &mut [Part]) -> Result<()> {
+        // In chunks: the look-ups of `place` (random, mostly cache misses) go first, in a tight loop, so
+        // that the CPU overlaps them; then the encoding.
+        let mut slots = self.map.iter();
+        let mut chunk: Vec<(&Slot<V>, (u32, u32))> = Vec::with_capacity(CHUNK);
+        loop {
+            chunk.clear();
+            chunk.extend(slots.by_ref().take(CHUNK).map(|s| (s, (u32::MAX, 0))));
+            if chunk.is_empty() {
+                return Ok(());
+            }
+            for (s, p) in chunk.iter_mut() {
+                *p = place.get(s.key as usize).copied().unwrap_or((u32::MAX, 0));
+            }
+            for &(s, (part, at)) in &chunk {
+                let Some(part) = parts.get_mut(part as usize) else { continue };
+                let out = &mut part.buf;
+                codec::put_uint(out, u64::from(at));
+                codec::put_int(out, s.ns.start);
+                codec::put_int(out, s.ns.end);
+                codec::put_int(out, s.ts);
+                codec::put_bin_with(out, |out| codec::encode_value(out, &s.value))?;
+                part.count += 1;
+            }
+        }
+    }
+
+    fn reserve(&mut self, keys: &Keys, additional: usize) {
+        self.map.reserve(additional, |s| slot_hash(keys.hash(s.key), s.ns));
+    }
+
+    fn read_entries(&mut self, keys: &mut Keys, ids: &[KeyId], count: usize, r: &mut Reader<'_>) -> Result<()> {
+        // In chunks: probing for the chunk's slots first, in a tight loop, overlaps the cache misses that
+        // the inserts would otherwise wait for one after the other.
+        let mut chunk: Vec<Slot<V>> = Vec::with_capacity(CHUNK);
+        let mut left = count;
+        while left > 0 {
+            chunk.clear();
+            for _ in 0..left.min(CHUNK) {
+                let at = r.u32()? as usize;
+                let key = *ids.get(at).ok_or_else(|| codec::corrupt("an entry names a key the group does not have"))?;
+                let ns = Namespace { start: r.int()?, end: r.int()? };
+                let ts = r.int()?;
+                let value = codec::decode_value(r.bin()?)?;
+                chunk.push(Slot { key, flags: DIRTY, ns, ts, value });
+            }
+            left -= chunk.len();
+            let probe = |s: &&Slot<V>| {
+                self.map.find(slot_hash(keys.hash(s.key), s.ns), |x| x.key == s.key && x.ns == s.ns).is_some()
+            };
+            std::hint::black_box(chunk.iter().filter(probe).count());
+            for slot in chunk.drain(..) {
+                self.restore(keys, slot);
+            }
+        }
+        Ok(())
+    }
+
+    fn collect_dirty(&self, keys: &Keys, batch: &mut SpillBatch) -> Result<()> {
+        for s in self.map.iter().filter(|s| s.flags & DIRTY != 0) {
+            batch.put_with(
+                |out| put_store_key(out, keys.group(s.key), self.id, keys.key(s.key), s.ns),
+                |out, mask| put_store_value(out, s.ts, mask, &s.value),
+            )?;
+        }
+        Ok(())
+    }
+
+    fn after_spill(&mut self, keys: &mut Keys, evict: bool) {
+        if evict {
+            for s in self.map.drain() {
+                keys.release(s.key);
+            }
+            self.cursor = 0;
+        } else {
+            self.map.iter_mut().for_each(|s| s.flags = 0);
+        }
     }
 }
 
@@ -333,7 +501,7 @@ mod tests {
     #[test]
     fn sweep_visits_every_bucket_within_budget_and_releases_keys() {
         let mut keys = Keys::new(4);
-        let mut t: Table<u32> = Table::new(Some(Ttl { ms: 10, on_read: false }), None);
+        let mut t: Table<u32> = Table::new(0, Some(Ttl { ms: 10, on_read: false }), None);
         let ids: Vec<KeyId> = (0..100).map(|i| keys.intern_owned(Box::new([crate::OwnedDatum::Int(i)]))).collect();
         for (i, &k) in ids.iter().enumerate() {
             let key = KeyRef { id: k, hash: keys.hash(k) };

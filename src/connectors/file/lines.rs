@@ -1,12 +1,13 @@
-//! A line reader over one [`Piece`](super::split::Piece) of a file, reading in large chunks into a
-//! reusable buffer so records are parsed straight from it.
+//! A line reader over one [`Split`](super::split::Split) of a file (or the rest of one, when resuming
+//! from a checkpoint), reading in large chunks into a reusable buffer so records are parsed straight
+//! from it.
 use memchr::memchr;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
 
 const INITIAL_BUFFER: usize = 1 << 20;
-/// Once past the end of the piece only the rest of the last line is needed: read in small steps.
+/// Once past the end of the split only the rest of the last line is needed: read in small steps.
 const TAIL_READ: usize = 64 << 10;
 /// A longer line is almost certainly not a text file of records; fail rather than eat all memory.
 pub(crate) const MAX_LINE: usize = 256 << 20;
@@ -18,7 +19,7 @@ pub(crate) enum Next {
     Line { offset: u64, start: usize, end: usize },
     /// Call [`LineReader::fill`] first.
     NeedData,
-    /// The piece is done.
+    /// The split is done.
     Done,
 }
 
@@ -33,29 +34,28 @@ pub(crate) struct LineReader {
     lo: u64,
     hi: u64,
     eof: bool,
-    /// The piece starts mid-file: the line in progress at `lo - 1` belongs to the previous piece.
+    /// The range starts mid-file: the line in progress at `lo - 1` belongs to the previous split.
     skip_partial: bool,
 }
 
 impl LineReader {
     /// Opens the lines of `path` that start in `lo..hi`.
+    #[cfg(test)]
     pub fn open(path: &Path, lo: u64, hi: u64) -> io::Result<LineReader> {
+        Self::open_with(path, lo, hi, Vec::new())
+    }
+
+    /// [`open`](Self::open), reusing the buffer of a previous reader ([`into_buf`](Self::into_buf)).
+    pub fn open_with(path: &Path, lo: u64, hi: u64, mut buf: Vec<u8>) -> io::Result<LineReader> {
         let mut file = File::open(path)?;
         let pos = lo.saturating_sub(1);
         if pos > 0 {
             file.seek(SeekFrom::Start(pos))?;
         }
-        Ok(LineReader {
-            file,
-            buf: vec![0; INITIAL_BUFFER],
-            start: 0,
-            end: 0,
-            buf_pos: pos,
-            lo,
-            hi,
-            eof: false,
-            skip_partial: lo > 0,
-        })
+        if buf.len() < INITIAL_BUFFER {
+            buf.resize(INITIAL_BUFFER, 0);
+        }
+        Ok(LineReader { file, buf, start: 0, end: 0, buf_pos: pos, lo, hi, eof: false, skip_partial: lo > 0 })
     }
 
     /// The buffer that [`Next::Line`] indexes into.
@@ -63,9 +63,20 @@ impl LineReader {
         &self.buf
     }
 
-    /// Bytes of the piece consumed so far.
-    pub fn consumed(&self) -> u64 {
-        (self.buf_pos + self.start as u64).saturating_sub(self.lo)
+    /// The buffer, for the next reader.
+    pub fn into_buf(self) -> Vec<u8> {
+        self.buf
+    }
+
+    /// Where reading would resume: the start of the next line not yet returned (a line start, so a
+    /// reader opened there with [`open_with`](Self::open_with) returns exactly the remaining lines), or
+    /// `lo` while the line in progress at `lo - 1` is still being skipped.
+    pub fn resume_offset(&self) -> u64 {
+        if self.skip_partial {
+            self.lo
+        } else {
+            self.buf_pos + self.start as u64
+        }
     }
 
     pub fn next_line(&mut self) -> Next {
@@ -167,7 +178,7 @@ mod tests {
     use super::*;
     use crate::connectors::test_util::temp_dir;
 
-    /// All lines of a piece, with tiny budgets to exercise buffer refills.
+    /// All lines of a range, with tiny budgets to exercise buffer refills.
     fn read_all(path: &Path, lo: u64, hi: u64, budget: usize) -> Vec<(u64, String)> {
         let mut r = LineReader::open(path, lo, hi).unwrap();
         let mut out = Vec::new();

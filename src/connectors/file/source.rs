@@ -1,16 +1,26 @@
 //! The `file` source: config, planning (validation, file listing) and the per-subtask reader.
+//!
+//! The input is cut into byte-range splits that do not depend on the parallelism (see
+//! [`split`](super::split)); a subtask reads the splits `k % parallelism == subtask`. Its checkpointed
+//! position is, per split, the start of the next line to read, taken from the reader only when asked
+//! (nothing is tracked per record), so a restore resumes every split exactly after the last row
+//! returned, at any parallelism.
 use super::csv::CsvDecoder;
 use super::jsonl::JsonDecoder;
 use super::lines::{line_number, LineReader, Next};
-use super::split::{list_files, pieces_for, InputFile, Piece};
+use super::split::{
+    list_files, owned, restored_splits, split_size, splits, InputFile, Position, Split, SplitPos, DONE,
+};
 use crate::connectors::schema_spec::SchemaSpec;
 use eddy_api::schema::{DataType, Field, Schema, SchemaRef};
+use eddy_api::snapshot;
 use eddy_api::source::SourceProgress;
 use eddy_api::{
     Batch, Diagnostic, Diagnostics, EddyError, PlanContext, Result, Source, SourceBuilder, SourcePoll, Spanned,
     TaskInfo,
 };
 use serde::Deserialize;
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -20,8 +30,11 @@ const READ_BUDGET: usize = 1 << 20;
 const WARN_LIMIT: u64 = 5;
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
-/// Reads records from a file, or from every file of a directory (bounded). With parallelism > 1 the
-/// subtasks share the work: whole files when there are enough of them, byte ranges otherwise.
+/// Reads records from a file, or from every file of a directory (bounded). The files are cut into
+/// byte ranges (about 1/128 of the input each, 1 to 128 MiB; smaller files whole) that the subtasks
+/// share round robin. With checkpoints, a restore resumes each range after its last record read, also
+/// at another parallelism. Hidden files (`.name`) of a directory are ignored, so the in-progress files
+/// of a `file` sink writing into it are never read.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileSourceConfig {
@@ -88,6 +101,8 @@ pub struct FileSourceBuilder {
     format: Format,
     header: bool,
     on_error: OnError,
+    /// Size of the splits the files are cut into.
+    split_size: u64,
 }
 
 /// One ASCII character from a config string, else a diagnostic.
@@ -179,8 +194,10 @@ impl FileSourceBuilder {
                 Schema::default()
             }),
         };
+        let split_size = split_size(&files);
         diags.into_result(FileSourceBuilder {
             what: what.into(),
+            split_size,
             files: files.into(),
             schema: Arc::new(schema),
             format,
@@ -213,28 +230,40 @@ impl SourceBuilder for FileSourceBuilder {
 }
 
 impl FileSourceBuilder {
+    /// The same source cut into splits of `bytes` (tests: many splits from small files).
+    #[cfg(test)]
+    pub(crate) fn with_split_size(mut self, bytes: u64) -> Self {
+        self.split_size = bytes;
+        self
+    }
+
     /// The concrete instance for a subtask (what [`SourceBuilder::build`] boxes).
     pub fn instance(&self, task: &TaskInfo) -> FileSource {
-        let pieces = pieces_for(&self.files, task.subtask, task.parallelism);
-        let total_bytes = pieces.iter().map(|p| p.len(&self.files)).sum();
+        let table = splits(&self.files, self.split_size);
         let decoder = match self.format {
             Format::Csv { delimiter, quote } => Decoder::Csv(CsvDecoder::new(&self.schema, delimiter, quote)),
             Format::Jsonl => Decoder::Jsonl(JsonDecoder::new(&self.schema)),
             Format::Lines => Decoder::Lines,
         };
-        FileSource {
+        let mut src = FileSource {
             what: self.what.clone(),
             files: self.files.clone(),
-            pieces,
+            split_size: self.split_size,
+            subtask: task.subtask,
+            parallelism: task.parallelism.max(1),
+            splits: Vec::new(),
             current: 0,
             reader: None,
+            spare: Vec::new(),
             decoder,
             header: self.header,
             on_error: self.on_error,
             skipped: 0,
             done_bytes: 0,
-            total_bytes,
-        }
+            total_bytes: 0,
+        };
+        src.assign(table.into_iter().map(|s| (s, None)).collect());
+        src
     }
 }
 
@@ -260,25 +289,70 @@ impl Decoder {
     }
 }
 
+/// A split this subtask owns, and how far it got.
+#[derive(Clone, Copy, Debug)]
+struct Owned {
+    split: Split,
+    /// Where reading resumes when the split is opened: `lo`, a line start (restored) or [`DONE`].
+    next: u64,
+    /// Malformed records of this split skipped so far (kept per split so totals survive rescaling).
+    skipped: u64,
+}
+
 /// One subtask of a `file` source.
 pub struct FileSource {
     what: Arc<str>,
     files: Arc<[InputFile]>,
-    pieces: Vec<Piece>,
-    /// Index into `pieces` of the piece being read.
+    /// Size of fresh splits (files new since a checkpoint, ranges nobody recorded).
+    split_size: u64,
+    subtask: usize,
+    parallelism: usize,
+    splits: Vec<Owned>,
+    /// Index into `splits` of the split being read.
     current: usize,
     reader: Option<LineReader>,
+    /// The buffer of the last reader, for the next one.
+    spare: Vec<u8>,
     decoder: Decoder,
     header: bool,
     on_error: OnError,
     skipped: u64,
+    /// Bytes done in every owned split except the one an open reader is reading.
     done_bytes: u64,
     total_bytes: u64,
 }
 
 impl FileSource {
+    /// Takes the splits of `table` this subtask owns (`k % parallelism == subtask`), each with what a
+    /// checkpoint recorded for it, and resets reading and counters to match.
+    fn assign(&mut self, table: Vec<(Split, Option<SplitPos>)>) {
+        let n = table.len();
+        self.splits = owned(n, self.subtask, self.parallelism)
+            .map(|k| {
+                let (split, rec) = table[k];
+                let (next, skipped) = rec.map_or((split.lo, 0), |r| (r.next.max(split.lo), r.skipped));
+                Owned { split, next, skipped }
+            })
+            .collect();
+        self.current = 0;
+        if let Some(r) = self.reader.take() {
+            self.spare = r.into_buf();
+        }
+        self.skipped = self.splits.iter().map(|o| o.skipped).sum();
+        self.total_bytes = self.splits.iter().map(|o| o.split.len(&self.files)).sum();
+        self.done_bytes = self.splits.iter().map(|o| o.split.done(&self.files, o.next)).sum();
+    }
+
+    /// Where the split at `idx` resumes now.
+    fn resume_offset(&self, idx: usize) -> u64 {
+        match &self.reader {
+            Some(r) if idx == self.current => r.resume_offset(),
+            _ => self.splits[idx].next,
+        }
+    }
+
     fn bad_record(&mut self, offset: u64, detail: String) -> Result<()> {
-        let path = &self.files[self.pieces[self.current].file].path;
+        let path = &self.files[self.splits[self.current].split.file].path;
         let located = || match line_number(path, offset) {
             Ok(line) => format!("{}:{line}: {detail}", path.display()),
             Err(_) => format!("{} (byte {offset}): {detail}", path.display()),
@@ -287,6 +361,7 @@ impl FileSource {
             OnError::Fail => Err(EddyError::user(located())),
             OnError::Skip => {
                 self.skipped += 1;
+                self.splits[self.current].skipped += 1;
                 if self.skipped <= WARN_LIMIT {
                     tracing::warn!(source = %self.what, "skipping malformed record: {}", located());
                     if self.skipped == WARN_LIMIT {
@@ -297,6 +372,37 @@ impl FileSource {
             }
         }
     }
+
+    /// Opens the reader of the current split, or moves past it when it is already done; false when
+    /// every split is done.
+    fn open_current(&mut self) -> Result<bool> {
+        while let Some(o) = self.splits.get(self.current) {
+            let Owned { split, next, .. } = *o;
+            if next == DONE || (split.hi != u64::MAX && next >= split.hi) {
+                self.current += 1;
+                continue;
+            }
+            let path = &self.files[split.file].path;
+            let reader = LineReader::open_with(path, next, split.hi, std::mem::take(&mut self.spare))
+                .map_err(|e| EddyError::io(format!("{}: opening `{}`", self.what, path.display()), e))?;
+            // From now on the reader tells how far the split is.
+            self.done_bytes -= split.done(&self.files, next);
+            self.reader = Some(reader);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// The current split is read to its end.
+    fn finish_current(&mut self) {
+        let o = &mut self.splits[self.current];
+        o.next = DONE;
+        self.done_bytes += o.split.len(&self.files);
+        if let Some(r) = self.reader.take() {
+            self.spare = r.into_buf();
+        }
+        self.current += 1;
+    }
 }
 
 impl Source for FileSource {
@@ -305,13 +411,9 @@ impl Source for FileSource {
         let mut budget = READ_BUDGET;
         while out.len() < target {
             let Some(reader) = &mut self.reader else {
-                let Some(piece) = self.pieces.get(self.current) else {
+                if !self.open_current()? {
                     return Ok(SourcePoll::Finished);
-                };
-                let path = &self.files[piece.file].path;
-                let reader = LineReader::open(path, piece.lo, piece.hi)
-                    .map_err(|e| EddyError::io(format!("{}: opening `{}`", self.what, path.display()), e))?;
-                self.reader = Some(reader);
+                }
                 continue;
             };
             match reader.next_line() {
@@ -336,24 +438,20 @@ impl Source for FileSource {
                         return Ok(SourcePoll::Ready);
                     }
                     let n = reader.fill(budget).map_err(|e| {
-                        let path = &self.files[self.pieces[self.current].file].path;
+                        let path = &self.files[self.splits[self.current].split.file].path;
                         EddyError::io(format!("{}: reading `{}`", self.what, path.display()), e)
                     })?;
                     budget = budget.saturating_sub(n);
                 }
-                Next::Done => {
-                    self.done_bytes += self.pieces[self.current].len(&self.files);
-                    self.reader = None;
-                    self.current += 1;
-                }
+                Next::Done => self.finish_current(),
             }
         }
         Ok(SourcePoll::Ready)
     }
 
     fn progress(&self) -> SourceProgress {
-        let partial = match (&self.reader, self.pieces.get(self.current)) {
-            (Some(r), Some(p)) => r.consumed().min(p.len(&self.files)),
+        let partial = match (&self.reader, self.splits.get(self.current)) {
+            (Some(r), Some(o)) => o.split.done(&self.files, r.resume_offset()),
             _ => 0,
         };
         SourceProgress { done: self.done_bytes + partial, total: Some(self.total_bytes) }
@@ -361,6 +459,50 @@ impl Source for FileSource {
 
     fn skipped_records(&self) -> u64 {
         self.skipped
+    }
+
+    /// Per owned split: its byte range, the start of the next line to read (or done) and its skipped
+    /// records; see [`Position`]. Taken between polls, so it covers exactly the rows returned so far.
+    fn snapshot_position(&mut self, _checkpoint: u64) -> Result<Option<Vec<u8>>> {
+        let mut pos = Position::new();
+        let mut last_file = None;
+        for (idx, o) in self.splits.iter().enumerate() {
+            let sp = SplitPos { lo: o.split.lo, hi: o.split.hi, next: self.resume_offset(idx), skipped: o.skipped };
+            pos.push(|| self.files[o.split.file].key(), o.split.file, sp, &mut last_file);
+        }
+        Ok(Some(snapshot::encode(&pos)?))
+    }
+
+    /// Gathers the splits recorded by every old subtask, rebuilds the split table from them (files no
+    /// longer listed are dropped with a warning; new files and unrecorded ranges start from the
+    /// beginning) and resumes the splits this subtask owns in it.
+    fn restore_position(&mut self, positions: &[Vec<u8>]) -> Result<()> {
+        let index: HashMap<String, usize> = self.files.iter().enumerate().map(|(i, f)| (f.key(), i)).collect();
+        let mut recorded = vec![Vec::new(); self.files.len()];
+        let mut gone = Vec::new();
+        for bytes in positions.iter().filter(|b| !b.is_empty()) {
+            let pos: Position = snapshot::decode(bytes, &format!("the position of {}", self.what))?;
+            pos.check_version().map_err(|e| EddyError::user(format!("{}: {e}", self.what)))?;
+            for f in pos.files {
+                match index.get(&f.path) {
+                    Some(&i) => recorded[i].extend(f.splits),
+                    None => gone.push(f.path),
+                }
+            }
+        }
+        if self.subtask == 0 && !gone.is_empty() {
+            gone.sort();
+            gone.dedup();
+            tracing::warn!(
+                source = %self.what,
+                "files of the checkpoint are no longer in the input and are not read again: {}",
+                gone.join(", ")
+            );
+        }
+        let table = restored_splits(&self.files, self.split_size, &mut recorded)
+            .map_err(|e| EddyError::user(format!("{}: cannot restore: {e}", self.what)))?;
+        self.assign(table);
+        Ok(())
     }
 
     fn close(&mut self) -> Result<()> {

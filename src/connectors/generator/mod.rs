@@ -1,19 +1,28 @@
 //! The `generator` source: deterministic synthetic records (Nexmark-like bids or a keyed sequence),
 //! bounded or unbounded, optionally rate-limited.
 //!
-//! Record `i` is a pure function of `(seed, i)` and subtask `s` of `p` makes records `s, s+p, ...`,
-//! so the multiset of records is the same at every parallelism.
+//! Record `i` is a pure function of `(seed, i)` (also its `date_time`: no wall clock is involved), so
+//! the multiset of records is the same at every parallelism and after a restore. The records are dealt
+//! to `L` logical splits (split `l` makes records `l, l+L, l+2L, ...`) and subtask `s` of `p` owns the
+//! splits `l % p == s`, making their records in increasing index order. A fresh run takes `L` = the
+//! smallest multiple of `p` that is at least 128, so subtask `s` makes exactly the records `s, s+p, ...`
+//! (even shares); a restored run keeps the `L` of its checkpoint, whatever its parallelism now. A
+//! checkpointed position is `L` and the number of records each owned split has made, so a restore
+//! continues every split exactly where it stopped and a bounded generator stops at the same total.
+//! The rate limit only paces polls.
 mod bids;
 mod rng;
 
 use bids::Pools;
 use eddy_api::schema::{DataType, Field, Schema, SchemaRef};
+use eddy_api::snapshot;
 use eddy_api::source::SourceProgress;
 use eddy_api::{
-    Batch, Diagnostic, Diagnostics, PlanContext, Result, Source, SourceBuilder, SourcePoll, Spanned, TaskInfo,
+    Batch, Diagnostic, Diagnostics, EddyError, PlanContext, Result, Source, SourceBuilder, SourcePoll, Spanned,
+    TaskInfo,
 };
 use rng::Rng;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -67,6 +76,7 @@ enum Kind {
 /// A planned `generator` source.
 #[derive(Debug)]
 pub struct GeneratorBuilder {
+    what: Arc<str>,
     kind: Kind,
     schema: SchemaRef,
     count: Option<u64>,
@@ -118,6 +128,7 @@ impl GeneratorBuilder {
             ]),
         };
         diags.into_result(GeneratorBuilder {
+            what: what.into(),
             kind,
             schema: Arc::new(schema),
             count: cfg.count,
@@ -128,18 +139,22 @@ impl GeneratorBuilder {
 
     /// The concrete instance for a subtask (what [`SourceBuilder::build`] boxes).
     pub fn instance(&self, task: &TaskInfo) -> GeneratorSource {
-        let p = task.parallelism.max(1) as u64;
-        let s = task.subtask as u64;
-        let total = self.count.map(|c| if s < c { (c - s).div_ceil(p) } else { 0 });
-        GeneratorSource {
+        let p = task.parallelism.max(1);
+        let n_splits = (SPLITS.div_ceil(p) * p) as u64;
+        let mut src = GeneratorSource {
+            what: self.what.clone(),
             kind: self.kind.clone(),
             seed: self.seed,
-            next: s,
-            step: p,
+            count: self.count,
+            subtask: task.subtask,
+            parallelism: p,
+            cursor: Cursor { n_splits, owned: Vec::new(), round: 0, at: 0 },
             emitted: 0,
-            total,
+            total: None,
             bucket: self.rate.map(|r| TokenBucket::new(r / p as f64)),
-        }
+        };
+        src.assign(n_splits, &[]);
+        src
     }
 }
 
@@ -192,13 +207,69 @@ impl TokenBucket {
     }
 }
 
+/// Logical splits of a fresh run at least (rounded up to a multiple of the parallelism): after a
+/// restore at another parallelism the shares differ by one split at most, a small fraction.
+const SPLITS: usize = 128;
+
+/// More logical splits than any run makes: a corrupt position, not an allocation to attempt.
+const MAX_RESTORED_SPLITS: u64 = 1 << 24;
+
+/// A logical split this subtask owns: it makes records `l + k * n_splits` for `k` in `next..end`.
+#[derive(Clone, Copy, Debug)]
+struct GenSplit {
+    l: u64,
+    next: u64,
+    /// Records of the split in total (`u64::MAX`: unbounded).
+    end: u64,
+}
+
+/// Walks the owned splits round by round (round `k` makes record `l + k * n_splits` of each split `l`),
+/// which yields increasing record indexes; after a restore, splits that are ahead wait for the others.
+#[derive(Debug)]
+struct Cursor {
+    n_splits: u64,
+    owned: Vec<GenSplit>,
+    round: u64,
+    /// Index into `owned` of the next split to visit in this round.
+    at: usize,
+}
+
+impl Cursor {
+    /// The index of the next record, or `None` when every split is done.
+    #[inline]
+    fn next(&mut self) -> Option<u64> {
+        loop {
+            if self.at == self.owned.len() {
+                self.at = 0;
+                self.round = self.owned.iter().filter(|s| s.next < s.end).map(|s| s.next).min()?;
+            }
+            let s = &mut self.owned[self.at];
+            self.at += 1;
+            if s.next == self.round && s.next < s.end {
+                s.next += 1;
+                return Some(s.l + self.round * self.n_splits);
+            }
+        }
+    }
+}
+
+/// What a generator subtask checkpoints: the number of logical splits and, per owned split, how many
+/// records it has made.
+#[derive(Debug, Serialize, Deserialize)]
+struct GenPosition {
+    n_splits: u64,
+    splits: Vec<(u64, u64)>,
+}
+
 /// One subtask of a `generator` source.
 pub struct GeneratorSource {
+    what: Arc<str>,
     kind: Kind,
     seed: u64,
-    /// Global index of the next record.
-    next: u64,
-    step: u64,
+    count: Option<u64>,
+    subtask: usize,
+    parallelism: usize,
+    cursor: Cursor,
     emitted: u64,
     /// Records this subtask makes in total (bounded).
     total: Option<u64>,
@@ -206,6 +277,25 @@ pub struct GeneratorSource {
 }
 
 impl GeneratorSource {
+    /// Deals the records to `n` logical splits and takes those with `l % parallelism == subtask`, each
+    /// resuming after the records `made[l]` says it has made (missing: none).
+    fn assign(&mut self, n: u64, made: &[Option<u64>]) {
+        let count = self.count;
+        self.cursor.n_splits = n;
+        let owned: Vec<GenSplit> = (self.subtask as u64..n)
+            .step_by(self.parallelism)
+            .map(|l| {
+                let end = count.map_or(u64::MAX, |c| if l < c { (c - l).div_ceil(n) } else { 0 });
+                let next = made.get(l as usize).copied().flatten().unwrap_or(0).min(end);
+                GenSplit { l, next, end }
+            })
+            .collect();
+        self.emitted = owned.iter().map(|s| s.next).sum();
+        self.total = count.map(|_| owned.iter().map(|s| s.end).sum());
+        self.cursor.at = owned.len();
+        self.cursor.owned = owned;
+    }
+
     /// [`Source::poll`] at a given time (the rate limiter's clock; tests pass their own).
     pub fn poll_at(&mut self, out: &mut Batch, max_rows: usize, now: Instant) -> Result<SourcePoll> {
         let mut n = max_rows as u64;
@@ -221,26 +311,31 @@ impl GeneratorSource {
                 Err(wait) => return Ok(SourcePoll::Idle(wait)),
             }
         }
+        let mut made = 0;
         match &self.kind {
             Kind::Bids { pools, start_ms } => {
-                for _ in 0..n {
-                    pools.push_bid(out, self.seed, *start_ms, self.next);
-                    self.next += self.step;
+                while made < n {
+                    let Some(i) = self.cursor.next() else { break };
+                    pools.push_bid(out, self.seed, *start_ms, i);
+                    made += 1;
                 }
             }
             Kind::Sequence { keys } => {
-                for _ in 0..n {
-                    let mut r = Rng::for_record(self.seed, self.next);
-                    out.push_int(self.next as i64);
+                while made < n {
+                    let Some(i) = self.cursor.next() else { break };
+                    let mut r = Rng::for_record(self.seed, i);
+                    out.push_int(i as i64);
                     out.push_int(r.below(*keys) as i64);
                     out.push_int(r.below(1000) as i64);
-                    self.next += self.step;
+                    made += 1;
                 }
             }
         }
-        self.emitted += n;
+        self.emitted += made;
         Ok(match self.total {
             Some(t) if self.emitted >= t => SourcePoll::Finished,
+            // Only when there is no split to make records for (more subtasks than splits).
+            None if made < n => SourcePoll::Finished,
             _ => SourcePoll::Ready,
         })
     }
@@ -260,6 +355,49 @@ impl Source for GeneratorSource {
 
     fn progress(&self) -> SourceProgress {
         SourceProgress { done: self.emitted, total: self.total }
+    }
+
+    fn snapshot_position(&mut self, _checkpoint: u64) -> Result<Option<Vec<u8>>> {
+        let pos = GenPosition {
+            n_splits: self.cursor.n_splits,
+            splits: self.cursor.owned.iter().map(|s| (s.l, s.next)).collect(),
+        };
+        Ok(Some(snapshot::encode(&pos)?))
+    }
+
+    /// Takes the number of logical splits from the checkpoint and resumes the splits owned now.
+    fn restore_position(&mut self, positions: &[Vec<u8>]) -> Result<()> {
+        let mut n = None;
+        let mut made = Vec::new();
+        for bytes in positions.iter().filter(|b| !b.is_empty()) {
+            let pos: GenPosition = snapshot::decode(bytes, &format!("the position of {}", self.what))?;
+            let bad = |msg: String| EddyError::user(format!("{}: cannot restore: {msg}", self.what));
+            match n {
+                None if pos.n_splits == 0 || pos.n_splits > MAX_RESTORED_SPLITS => {
+                    return Err(bad(format!("the checkpoint has {} logical splits", pos.n_splits)));
+                }
+                None => {
+                    n = Some(pos.n_splits);
+                    made = vec![None; pos.n_splits as usize];
+                }
+                Some(n) if n != pos.n_splits => {
+                    return Err(bad(format!(
+                        "the subtasks of the checkpoint disagree on the logical splits ({n} and {})",
+                        pos.n_splits
+                    )));
+                }
+                Some(_) => {}
+            }
+            for (l, next) in pos.splits {
+                if let Some(slot) = made.get_mut(l as usize) {
+                    *slot = Some(next);
+                }
+            }
+        }
+        if let Some(n) = n {
+            self.assign(n, &made);
+        }
+        Ok(())
     }
 }
 

@@ -169,3 +169,123 @@ fn plan_diagnostics() {
         ]
     );
 }
+
+/// One run at parallelism `p`, restored from `positions` (`None`: fresh): each subtask polls `polls`
+/// times (`None`: to the end), then a checkpoint takes its position and it polls once more (lost in the
+/// failure that follows). Returns the rows before the checkpoint per subtask, and the positions.
+fn run(
+    b: &GeneratorBuilder,
+    p: usize,
+    positions: Option<&[Vec<u8>]>,
+    polls: Option<usize>,
+    max_rows: usize,
+) -> (Vec<Vec<String>>, Vec<Vec<u8>>) {
+    let (mut rows, mut taken) = (Vec::new(), Vec::new());
+    for s in 0..p {
+        let mut src = b.instance(&task(s, p));
+        src.open(&task(s, p)).unwrap();
+        if let Some(pos) = positions {
+            src.restore_position(pos).unwrap();
+        }
+        let mut out = Batch::new(b.output_schema().len());
+        let mut n = 0;
+        while polls != Some(n) {
+            n += 1;
+            if src.poll(&mut out, max_rows).unwrap() == SourcePoll::Finished {
+                assert_eq!(Some(src.progress().done), src.progress().total);
+                break;
+            }
+        }
+        rows.push(out.rows().map(|r| format!("{r:?}")).collect());
+        taken.push(src.snapshot_position(1).unwrap().unwrap());
+        src.poll(&mut Batch::new(b.output_schema().len()), max_rows).unwrap();
+    }
+    (rows, taken)
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+#[test]
+fn positions_resume_at_any_parallelism() {
+    for kind in [GeneratorKind::Bids, GeneratorKind::Sequence] {
+        let b = plan(config(kind, Some(1001)));
+        let expected = sorted(all_records(&b, 1, 1024));
+        assert!(expected.windows(2).all(|w| w[0] != w[1]), "distinct records");
+        for chain in [&[2, 3][..], &[3, 1], &[1, 2], &[2, 3, 1], &[5, 128, 7]] {
+            for (polls, max_rows) in [(0, 10), (1, 7), (3, 50), (2, 2000)] {
+                let mut got = Vec::new();
+                let mut positions: Option<Vec<Vec<u8>>> = None;
+                for (i, &p) in chain.iter().enumerate() {
+                    let last = i + 1 == chain.len();
+                    let (rows, pos) = run(&b, p, positions.as_deref(), (!last).then_some(polls), max_rows);
+                    got.extend(rows.into_iter().flatten());
+                    positions = Some(pos);
+                }
+                assert_eq!(sorted(got), expected, "{kind:?} chain {chain:?}, {polls} polls of {max_rows}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_restore_at_the_same_parallelism_continues_each_subtask_in_order() {
+    let b = plan(config(GeneratorKind::Bids, Some(3000)));
+    let (whole, _) = run(&b, 3, None, None, 64);
+    let (before, positions) = run(&b, 3, None, Some(5), 37);
+    let (after, _) = run(&b, 3, Some(&positions), None, 64);
+    for s in 0..3 {
+        let joined: Vec<String> = before[s].iter().chain(&after[s]).cloned().collect();
+        assert_eq!(joined, whole[s], "subtask {s}");
+    }
+}
+
+#[test]
+fn unbounded_positions_continue_the_sequence() {
+    let b = plan(config(GeneratorKind::Sequence, None));
+    let (before, positions) = run(&b, 2, None, Some(3), 10);
+    let (after, _) = run(&b, 3, Some(&positions), Some(20), 10);
+    let ids = |rows: Vec<Vec<String>>| -> Vec<i64> {
+        rows.into_iter()
+            .flatten()
+            .map(|r| r.trim_start_matches("[Int(").split(')').next().unwrap().parse().unwrap())
+            .collect()
+    };
+    let mut all: Vec<i64> = ids(before).into_iter().chain(ids(after)).collect();
+    all.sort();
+    let n = all.len();
+    all.dedup();
+    assert_eq!(all.len(), n, "no record twice");
+    assert!(all.starts_with(&(0..500).collect::<Vec<_>>()), "no record skipped");
+}
+
+#[test]
+fn fresh_runs_make_the_records_s_plus_k_p_in_order() {
+    let b = plan(config(GeneratorKind::Sequence, Some(1000)));
+    for p in [1, 3, 5, 7, 100] {
+        for s in [0, p / 2, p - 1] {
+            let (rows, _) = run(&b, p, None, None, 64);
+            let ids: Vec<String> = (s..1000).step_by(p).map(|i| format!("[Int({i}), ")).collect();
+            assert_eq!(rows[s].len(), ids.len(), "p={p} s={s}: an even share");
+            assert!(rows[s].iter().zip(&ids).all(|(r, id)| r.starts_with(id.as_str())), "p={p} s={s}");
+        }
+    }
+}
+
+#[test]
+fn bad_positions_are_refused() {
+    let b = plan(config(GeneratorKind::Sequence, Some(10)));
+    let (_, mut positions) = run(&b, 2, None, Some(1), 3);
+    let (_, other) = run(&b, 3, None, Some(1), 3);
+    positions.push(other[0].clone());
+    let err = b.instance(&task(0, 2)).restore_position(&positions).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "generator source `gen`: cannot restore: the subtasks of the checkpoint disagree on the logical splits \
+         (128 and 129)"
+    );
+    let err = b.instance(&task(0, 1)).restore_position(&[b"\xc1".to_vec()]).unwrap_err().to_string();
+    assert!(err.starts_with("cannot decode the position of generator source `gen` from the snapshot"), "{err}");
+}

@@ -7,13 +7,18 @@
 //! failures and restarts, a description of the physical graph and the metrics with whoever watches the
 //! job (the web server, the progress bar), and carries their actions back to the coordinator as
 //! [`Control`] messages.
+mod checkpoints;
+
+use crate::checkpoint::tracker::{Limits, Tracker};
+use crate::checkpoint::{CheckpointConfig, CheckpointMode, RestoredCheckpoint};
 use crate::graph::{Head, JobGraph, Partitioning};
 use crate::metrics::{JobMetrics, NodeTotals};
 use crate::output::OutputWriter;
-use crate::task::{Cancel, StopSource, TaskActor, TaskEvent, TaskId, TaskSetup};
+use crate::task::{Cancel, StopSource, TaskActor, TaskCheckpointing, TaskEvent, TaskId, TaskSetup};
 use actix::prelude::*;
 use actix_rt::{Arbiter, ArbiterHandle};
 use eddy_api::StreamElement;
+use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -281,6 +286,44 @@ pub struct JobStatus {
     pub message: Option<String>,
     /// The physical graph.
     pub graph: GraphInfo,
+    /// Checkpoint statistics (all zero without checkpoints).
+    pub checkpoints: CheckpointStats,
+}
+
+/// What the job's checkpoints have done so far.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CheckpointStats {
+    /// Whether the job checkpoints at all.
+    pub enabled: bool,
+    /// Completed checkpoints (savepoints included).
+    pub completed: u64,
+    /// Failed or timed-out checkpoints.
+    pub failed: u64,
+    /// Checkpoints in flight.
+    pub in_progress: usize,
+    /// The newest completed checkpoint: id, location, size in bytes, duration.
+    pub latest: Option<CompletedCheckpoint>,
+    /// The newest completed savepoint.
+    pub latest_savepoint: Option<CompletedCheckpoint>,
+    /// The checkpoint the job was restored from.
+    pub restored_from: Option<String>,
+    /// Why the last checkpoint failed, if it did.
+    pub last_failure: Option<String>,
+}
+
+/// A completed checkpoint or savepoint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CompletedCheckpoint {
+    /// Its id.
+    pub id: u64,
+    /// Where it is (store URL and directory).
+    pub location: String,
+    /// Bytes of all task files.
+    pub size: u64,
+    /// From trigger to completion.
+    pub duration_ms: u64,
+    /// When it completed, ms since the epoch.
+    pub time_ms: u64,
 }
 
 /// An action on a running job, sent by a [`JobHandle`] to the coordinator.
@@ -289,9 +332,13 @@ pub struct JobStatus {
 pub enum Control {
     /// Stop every task at once; the job ends as cancelled (an error).
     Cancel,
-    /// Stop the job on request; it ends as stopped (a success). Without checkpoints this stops the tasks
-    /// where they are: records in flight are dropped.
+    /// Stop the job on request; it ends as stopped (a success): sources end their input and everything
+    /// drains, as if the input were exhausted.
     Stop,
+    /// Take a savepoint (needs checkpoints); the job goes on.
+    Savepoint,
+    /// Take a savepoint, then stop the job where it is: restoring the savepoint resumes it exactly.
+    StopWithSavepoint,
 }
 
 /// Why an action was refused.
@@ -303,6 +350,9 @@ pub enum ControlError {
     /// The coordinator is gone.
     #[error("the job's coordinator is not reachable")]
     Unreachable,
+    /// Savepoints need a job with `checkpoints:` configured.
+    #[error("the job does not checkpoint: add a `checkpoints:` section to take savepoints")]
+    NoCheckpoints,
 }
 
 #[derive(Default)]
@@ -361,6 +411,7 @@ impl JobHandle {
             restarts: 0,
             message: None,
             graph: GraphInfo::of(graph),
+            checkpoints: CheckpointStats { enabled: graph.checkpoints.is_some(), ..CheckpointStats::default() },
         };
         JobHandle {
             shared: Arc::new(Shared {
@@ -386,7 +437,8 @@ impl JobHandle {
         self.shared.status.read().unwrap_or_else(PoisonError::into_inner).state
     }
 
-    fn update(&self, f: impl FnOnce(&mut JobStatus)) {
+    /// Updates the status (the runtime's side).
+    pub fn update(&self, f: impl FnOnce(&mut JobStatus)) {
         f(&mut self.shared.status.write().unwrap_or_else(PoisonError::into_inner));
     }
 
@@ -400,10 +452,24 @@ impl JobHandle {
         self.send(Control::Stop)
     }
 
+    /// Asks the coordinator for a savepoint; it shows in [`JobStatus::checkpoints`] when complete.
+    pub fn savepoint(&self) -> Result<JobState, ControlError> {
+        self.send(Control::Savepoint)
+    }
+
+    /// Asks the coordinator to take a savepoint and then stop the job.
+    pub fn stop_with_savepoint(&self) -> Result<JobState, ControlError> {
+        self.send(Control::StopWithSavepoint)
+    }
+
     fn send(&self, action: Control) -> Result<JobState, ControlError> {
+        if matches!(action, Control::Savepoint | Control::StopWithSavepoint) && !self.status().checkpoints.enabled {
+            return Err(ControlError::NoCheckpoints);
+        }
         let next = match action {
             Control::Cancel => JobState::Cancelling,
-            Control::Stop => JobState::Stopping,
+            Control::Stop | Control::StopWithSavepoint => JobState::Stopping,
+            Control::Savepoint => self.state(),
         };
         let mut slot = self.shared.control.lock().unwrap_or_else(PoisonError::into_inner);
         match self.state() {
@@ -442,6 +508,37 @@ pub struct Coordinator {
     done: Option<oneshot::Sender<Result<JobSummary, JobError>>>,
     /// A graceful stop was asked for: the job ends as stopped once every task has drained.
     stopping: bool,
+    /// Checkpointing: the config, the bookkeeping, and the state of the tasks.
+    checkpoints: Option<Checkpoints>,
+    restore: Option<Arc<RestoredCheckpoint>>,
+}
+
+/// The coordinator's checkpoint side.
+struct Checkpoints {
+    config: CheckpointConfig,
+    tracker: Tracker,
+    /// Tasks by position in `Coordinator::tasks`.
+    index: HashMap<TaskId, usize>,
+    /// Which tasks run a source (they inject barriers).
+    sources: Vec<bool>,
+    /// Which tasks have reported `Finished` (they snapshot on a direct trigger).
+    finished: Vec<bool>,
+    /// Tasks closed after the final checkpoint.
+    closed: usize,
+    /// The final checkpoint has been triggered and not failed.
+    final_triggered: bool,
+    /// Stop the job once this savepoint completes.
+    stop_after: Option<u64>,
+    /// Completed periodic checkpoints still kept, oldest first (retention deletes beyond `retain`).
+    retained: Vec<u64>,
+    /// Monotonic origin of the tracker's clock.
+    origin: Instant,
+}
+
+impl Checkpoints {
+    fn now(&self) -> u64 {
+        u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
 }
 
 impl Coordinator {
@@ -452,7 +549,6 @@ impl Coordinator {
         done: oneshot::Sender<Result<JobSummary, JobError>>,
     ) -> Self {
         Coordinator {
-            graph,
             handle,
             arbiters,
             tasks: Vec::new(),
@@ -460,6 +556,9 @@ impl Coordinator {
             started: Instant::now(),
             done: Some(done),
             stopping: false,
+            checkpoints: None,
+            restore: graph.restore.clone(),
+            graph,
         }
     }
 
@@ -488,6 +587,7 @@ impl Coordinator {
             }
         }
         let mut n = 0;
+        let mut task_ids = Vec::new();
         for v in &g.vertices {
             let edges: Vec<_> = g.outputs_of(v.id).map(|(_, e)| (e.partitioning.clone(), e.side)).collect();
             for subtask in (0..v.parallelism).rev() {
@@ -511,15 +611,43 @@ impl Coordinator {
                     batch_size: g.batch_size,
                     buffer_timeout: g.buffer_timeout,
                     coordinator: me.clone(),
+                    checkpointing: g.checkpoints.as_ref().map(|c| TaskCheckpointing {
+                        store: c.store.clone(),
+                        align: c.mode == CheckpointMode::ExactlyOnce,
+                    }),
+                    restore: self.restore.clone(),
+                    state_backend: g.state_backend.clone(),
                 };
                 // Round robin over all tasks: each thread gets a share of every vertex (sources included).
                 let arbiter = &self.arbiters[n % self.arbiters.len()];
                 let addr = TaskActor::start_in_arbiter(arbiter, move |_| TaskActor::new(setup));
                 self.tasks.push(addr);
+                task_ids.push((TaskId { vertex: v.id, subtask }, matches!(v.head, Head::Source { .. })));
                 n += 1;
             }
         }
         self.running = n;
+        if let Some(config) = g.checkpoints.clone() {
+            let limits = Limits {
+                timeout_ms: u64::try_from(config.timeout.as_millis()).unwrap_or(u64::MAX),
+                max_concurrent: config.max_concurrent,
+                min_pause_ms: u64::try_from(config.min_pause.as_millis()).unwrap_or(u64::MAX),
+                tolerable_failures: config.tolerable_failures,
+            };
+            let first = g.first_checkpoint_id.max(self.restore.as_ref().map_or(1, |r| r.id + 1));
+            self.checkpoints = Some(Checkpoints {
+                tracker: Tracker::new(limits, n, first),
+                index: task_ids.iter().enumerate().map(|(i, (id, _))| (*id, i)).collect(),
+                sources: task_ids.iter().map(|(_, s)| *s).collect(),
+                finished: vec![false; n],
+                closed: 0,
+                final_triggered: false,
+                stop_after: None,
+                retained: Vec::new(),
+                origin: Instant::now(),
+                config,
+            });
+        }
         info!(tasks = n, threads = self.arbiters.len(), "job deployed");
     }
 
@@ -573,7 +701,13 @@ impl Actor for Coordinator {
             }
             s.started_ms = Some(now_ms());
         });
+        if let Some(r) = &self.restore {
+            let from = r.location.clone();
+            info!(checkpoint = r.id, %from, "restoring");
+            self.handle.update(|s| s.checkpoints.restored_from = Some(from));
+        }
         self.deploy(ctx.address().recipient());
+        self.start_checkpointing(ctx);
         if self.running == 0 {
             let summary = self.summary(false);
             self.complete(ctx, Ok(summary));
@@ -588,6 +722,10 @@ impl Handler<TaskEvent> for Coordinator {
 
     fn handle(&mut self, ev: TaskEvent, ctx: &mut Context<Self>) {
         match ev {
+            TaskEvent::Finished(task) if self.checkpoints.is_some() => self.task_finished(ctx, task),
+            TaskEvent::Acked { task, checkpoint, file } => self.task_acked(ctx, task, checkpoint, file),
+            TaskEvent::Declined { task, checkpoint, error } => self.task_declined(ctx, task, checkpoint, error),
+            TaskEvent::Closed(_) => self.task_closed(ctx),
             TaskEvent::Finished(_) => {
                 self.running = self.running.saturating_sub(1);
                 if self.running == 0 {
@@ -626,6 +764,11 @@ impl Handler<Control> for Coordinator {
         if self.done.is_none() {
             return;
         }
+        match action {
+            Control::Savepoint => return self.savepoint(ctx, false),
+            Control::StopWithSavepoint => return self.savepoint(ctx, true),
+            _ => {}
+        }
         if matches!(action, Control::Stop) {
             // Graceful: sources end their input as if it were exhausted, every task drains, the sinks
             // finish, and the job completes through the normal path, marked as stopped.
@@ -649,7 +792,7 @@ impl Handler<Control> for Coordinator {
                 };
                 self.complete(ctx, Err(err));
             }
-            Control::Stop => {
+            Control::Stop | Control::Savepoint | Control::StopWithSavepoint => {
                 info!("job stopped on request");
                 let summary = self.summary(true);
                 self.complete(ctx, Ok(summary));

@@ -5,6 +5,11 @@
 //! delivers what it produced; if a downstream channel is full, it parks the rest and `ctx.wait`s until
 //! it is delivered, taking no input meanwhile: that is the backpressure path. User code runs inside
 //! [`guard`] so a panic fails this task, not the arbiter.
+mod checkpoint;
+
+pub use checkpoint::{CheckpointComplete, TaskCheckpointing, TriggerCheckpoint};
+
+use crate::checkpoint::{RestoredCheckpoint, TaskFile};
 use crate::gate::{GateEvent, InputGate};
 use crate::graph::EventTimeSpec;
 use crate::graph::{Head, Vertex};
@@ -36,8 +41,30 @@ pub struct TaskId {
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
 pub enum TaskEvent {
-    /// All input processed and delivered; the task has stopped.
+    /// All input processed and delivered. Without checkpoints the task has stopped; with checkpoints it
+    /// waits for the job's final checkpoint (its sink commits then) and reports [`TaskEvent::Closed`].
     Finished(TaskId),
+    /// The task wrote its snapshot for a checkpoint.
+    Acked {
+        /// Which task.
+        task: TaskId,
+        /// The checkpoint.
+        checkpoint: u64,
+        /// What it wrote.
+        file: TaskFile,
+    },
+    /// The task could not take or write its snapshot for a checkpoint (the checkpoint fails; the task
+    /// goes on).
+    Declined {
+        /// Which task.
+        task: TaskId,
+        /// The checkpoint.
+        checkpoint: u64,
+        /// Why.
+        error: String,
+    },
+    /// After the job's final checkpoint: the task committed and closed.
+    Closed(TaskId),
     /// The task failed and stopped.
     Failed {
         /// Which task.
@@ -86,10 +113,18 @@ pub struct TaskSetup {
     pub buffer_timeout: Duration,
     /// Where to report.
     pub coordinator: Recipient<TaskEvent>,
+    /// Checkpointing, when the job checkpoints.
+    pub checkpointing: Option<TaskCheckpointing>,
+    /// The checkpoint to restore state from.
+    pub restore: Option<Arc<RestoredCheckpoint>>,
+    /// Where keyed state lives.
+    pub state_backend: Arc<dyn eddy_api::state::StateBackend>,
 }
 
 struct Stage {
     name: Arc<str>,
+    /// Output schema fingerprint, recorded in snapshots.
+    schema: String,
     op: Box<dyn Operator>,
     buf: Batch,
     /// One batch per declared side output.
@@ -132,6 +167,7 @@ fn now_ms() -> i64 {
 
 struct SourceStage {
     name: Arc<str>,
+    schema: String,
     source: Box<dyn Source>,
     batch: Batch,
     metrics: Arc<NodeMetrics>,
@@ -170,6 +206,13 @@ pub struct TaskActor {
     watermarks: Option<WatermarkGen>,
     ended: bool,
     stopped: bool,
+    /// `Finished` was reported (with checkpoints the task then waits for the final checkpoint).
+    reported_finished: bool,
+    checkpointing: Option<TaskCheckpointing>,
+    /// The newest checkpoint this task has snapshotted.
+    last_checkpoint: u64,
+    job: Arc<str>,
+    parallelism: usize,
     span: Span,
 }
 
@@ -182,6 +225,11 @@ impl TaskActor {
             head_metrics: setup.metrics.first().cloned().unwrap_or_default(),
             head: setup.vertex.node_names().first().cloned().unwrap_or_else(|| "task".into()),
             coordinator: Some(setup.coordinator.clone()),
+            checkpointing: setup.checkpointing.clone(),
+            last_checkpoint: 0,
+            job: setup.job.clone(),
+            parallelism: setup.vertex.parallelism,
+            reported_finished: false,
             batch_size: setup.batch_size.max(1),
             buffer_timeout: setup.buffer_timeout,
             setup: Some(setup),
@@ -223,9 +271,16 @@ impl TaskActor {
             let ti = info(name);
             let mut source = guard(name, || builder.build(&ti))?;
             guard(name, || source.open(&ti))?;
+            if let Some(r) = &setup.restore {
+                let positions = r.blobs(name, |n| n.source.as_ref());
+                if !positions.is_empty() {
+                    guard(name, || source.restore_position(&positions))?;
+                }
+            }
             let width = builder.output_schema().len();
             self.source = Some(SourceStage {
                 name: name.clone(),
+                schema: builder.output_schema().to_string(),
                 source,
                 batch: Batch::new(width),
                 metrics: next_metrics(),
@@ -235,16 +290,33 @@ impl TaskActor {
         for o in &setup.vertex.operators {
             let ti = info(&o.name);
             let mut op = guard(&o.name, || o.builder.build(&ti))?;
-            let mut state =
-                o.builder.state_key().map(|keys| KeyedState::new(keys, ti.key_groups(), setup.max_parallelism));
+            let mut state: Option<KeyedState> = match o.builder.state_key() {
+                Some(keys) => Some(guard(&o.name, || {
+                    setup.state_backend.create(&ti, keys, ti.key_groups(), setup.max_parallelism)
+                })?),
+                None => None,
+            };
             if let Some(st) = state.as_mut() {
                 st.set_processing_time(now_ms());
             }
             guard(&o.name, || op.open(&mut OpenContext::new(&ti, state.as_mut())))?;
+            if let Some(r) = &setup.restore {
+                if let Some(st) = state.as_mut() {
+                    let parts: Vec<&[u8]> = r.node(&o.name).iter().filter_map(|n| n.keyed.as_deref()).collect();
+                    if !parts.is_empty() {
+                        guard(&o.name, || st.restore(&parts))?;
+                    }
+                }
+                let states = r.blobs(&o.name, |n| n.operator.as_ref());
+                if !states.is_empty() {
+                    guard(&o.name, || op.restore_state(&states))?;
+                }
+            }
             let width = o.builder.output_schema().len();
             let sides = o.builder.side_outputs().iter().map(|(_, schema)| Batch::new(schema.len())).collect();
             self.stages.push(Stage {
                 name: o.name.clone(),
+                schema: o.builder.output_schema().to_string(),
                 op,
                 buf: Batch::new(width),
                 sides,
@@ -256,10 +328,17 @@ impl TaskActor {
             let ti = info(&s.name);
             let mut sink = guard(&s.name, || s.builder.build(&ti))?;
             guard(&s.name, || sink.open(&ti))?;
+            if let Some(r) = &setup.restore {
+                let states = r.blobs(&s.name, |n| n.sink.as_ref());
+                if !states.is_empty() {
+                    guard(&s.name, || sink.restore(&states))?;
+                }
+            }
             self.sink = Some(SinkStage { name: s.name.clone(), sink, metrics: next_metrics() });
         }
         self.outputs = setup.outputs;
-        Ok((!setup.inputs.is_empty()).then(|| InputGate::new(setup.inputs)))
+        let align = self.checkpointing.as_ref().is_none_or(|c| c.align);
+        Ok((!setup.inputs.is_empty()).then(|| InputGate::new(setup.inputs, align)))
     }
 
     /// Starts timing a handler: the time since the last one was idle.
@@ -385,7 +464,7 @@ impl TaskActor {
             if cur.is_empty() {
                 break;
             }
-            let Stage { name, op, buf, sides, state, metrics } = stage;
+            let Stage { name, op, buf, sides, state, metrics, .. } = stage;
             NodeMetrics::add(&metrics.records_in, cur.len() as u64);
             NodeMetrics::add(&metrics.bytes_in, cur.size_bytes() as u64);
             buf.clear();
@@ -398,6 +477,9 @@ impl TaskActor {
             let mut ctx = OpContext::new(buf, sides, wm, now).on_port(port).with_state(state.as_mut());
             guard(name, || op.process_batch(input, &mut ctx))?;
             count_late(metrics, ctx.late_counts());
+            if let Some(st) = state.as_mut() {
+                guard(name, || st.spill_if_needed())?;
+            }
             NodeMetrics::add(&metrics.records_out, buf.len() as u64);
             NodeMetrics::add(&metrics.bytes_out, buf.size_bytes() as u64);
             cur = buf;
@@ -414,7 +496,7 @@ impl TaskActor {
     ) -> Result<()> {
         let (wm, now) = (self.watermark, now_ms());
         let (head, _) = self.stages.split_at_mut(i + 1);
-        let Stage { name, op, buf, sides, state, metrics } = &mut head[i];
+        let Stage { name, op, buf, sides, state, metrics, .. } = &mut head[i];
         buf.clear();
         if let Some(st) = state.as_mut() {
             st.set_processing_time(now);
@@ -422,6 +504,9 @@ impl TaskActor {
         let mut ctx = OpContext::new(buf, sides, wm, now).with_state(state.as_mut());
         guard(name, || hook(op.as_mut(), &mut ctx))?;
         count_late(metrics, ctx.late_counts());
+        if let Some(st) = state.as_mut() {
+            guard(name, || st.spill_if_needed())?;
+        }
         NodeMetrics::add(&metrics.records_out, buf.len() as u64);
         NodeMetrics::add(&metrics.bytes_out, buf.size_bytes() as u64);
         let mut out = std::mem::take(buf);
@@ -547,7 +632,8 @@ impl TaskActor {
         for i in 0..self.stages.len() {
             self.run_hook(i, |op, out| op.on_end_of_input(out))?;
         }
-        if let Some(s) = &mut self.sink {
+        // With checkpoints the sink's last output is committed by the job's final checkpoint instead.
+        if let Some(s) = self.sink.as_mut().filter(|_| self.checkpointing.is_none()) {
             guard(&s.name, || s.sink.finish())?;
         }
         self.broadcast(|| StreamElement::EndOfInput)?;
@@ -623,6 +709,16 @@ impl TaskActor {
     }
 
     fn finish(&mut self, ctx: &mut Context<Self>) {
+        if self.checkpointing.is_some() {
+            // Stay up for the final checkpoint: its completion commits the sink and closes the task.
+            if !std::mem::replace(&mut self.reported_finished, true) {
+                debug!("finished; waiting for the final checkpoint");
+                if let Some(c) = self.coordinator.as_ref() {
+                    c.do_send(TaskEvent::Finished(self.id));
+                }
+            }
+            return;
+        }
         self.close_all();
         self.stopped = true;
         debug!("finished");
@@ -746,6 +842,7 @@ impl StreamHandler<GateEvent> for TaskActor {
             }
             GateEvent::Watermark(w) => self.on_watermark(w),
             GateEvent::Idle(idle) => self.broadcast(|| StreamElement::Idle(idle)),
+            GateEvent::Barrier(b) => self.checkpoint(ctx, b),
             GateEvent::EndOfInput => self.end_of_input(),
             GateEvent::Disconnected => Err(Failure {
                 node: self.head.clone(),
