@@ -17,7 +17,7 @@
 //! backend. A restore writes the restored entries straight into the file, sorted, in one transaction.
 use eddy_api::error::{EddyError, Result};
 use eddy_api::key::{KeyGroupRange, KeySelector};
-use eddy_api::state::{KeyedState, SpillBatch, SpillStore, SpillView, StateBackend};
+use eddy_api::state::{KeyedState, ScanFn, SpillBatch, SpillStore, SpillView, StateBackend};
 use eddy_api::TaskInfo;
 use redb::{Database, Durability, ReadOnlyTable, ReadableDatabase, TableDefinition};
 use std::path::{Path, PathBuf};
@@ -196,7 +196,7 @@ struct RedbView {
 }
 
 impl SpillView for RedbView {
-    fn scan(&self, start: &[u8], end: &[u8], f: &mut dyn FnMut(&[u8], &[u8]) -> Result<()>) -> Result<()> {
+    fn scan(&self, start: &[u8], end: &[u8], f: &mut ScanFn<'_>) -> Result<()> {
         let range = self.table.range::<&[u8]>(start..end).map_err(|e| fail(&self.path, "cannot scan", e))?;
         for entry in range {
             let (key, value) = entry.map_err(|e| fail(&self.path, "cannot scan", e))?;

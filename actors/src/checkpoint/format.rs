@@ -32,12 +32,16 @@ pub struct NodeState {
     /// Key groups of the keyed state, for a keyed node.
     pub key_groups: Option<KeyGroupRange>,
     /// Keyed state and timers (`KeyedState::snapshot`, encoded).
+    #[serde(default, with = "serde_bytes")]
     pub keyed: Option<Vec<u8>>,
     /// An operator's own state (`Operator::snapshot_state`).
+    #[serde(default, with = "serde_bytes")]
     pub operator: Option<Vec<u8>>,
     /// A source's position (`Source::snapshot_position`).
+    #[serde(default, with = "serde_bytes")]
     pub source: Option<Vec<u8>>,
     /// A sink's pre-committed transaction (`Sink::pre_commit`).
+    #[serde(default, with = "serde_bytes")]
     pub sink: Option<Vec<u8>>,
 }
 

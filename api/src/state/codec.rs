@@ -174,7 +174,7 @@ impl Patch {
     }
 
     /// Ends a byte string: its length is everything written since it started.
-    pub(crate) fn bin_end(self, out: &mut Vec<u8>) -> Result<()> {
+    pub(crate) fn bin_end(self, out: &mut [u8]) -> Result<()> {
         debug_assert!(!self.array);
         let len = u32::try_from(out.len() - self.at).map_err(|_| EddyError::internal("snapshot section over 4 GiB"))?;
         out[self.at - 4..self.at].copy_from_slice(&len.to_be_bytes());

@@ -84,7 +84,7 @@ pub use list::ListState;
 pub use map::MapState;
 pub use reducing::{AggregatingState, ReducingState};
 pub use snapshot::SnapshotJob;
-pub use spill::{MemoryStore, SpillBatch, SpillStore, SpillView};
+pub use spill::{MemoryStore, ScanFn, SpillBatch, SpillStore, SpillView};
 pub use ttl::{StateDescriptor, StateTtl, TtlUpdate};
 pub use value::ValueState;
 

@@ -306,7 +306,7 @@ impl KeyedState {
             let mut e = Reader::new(entries);
             for _ in 0..n {
                 count(e.u32()?)?;
-                (e.int()?, e.int()?, e.int()?, e.bin()?);
+                let _ = (e.int()?, e.int()?, e.int()?, e.bin()?); // namespace, timestamp, value
             }
         }
         for t in &timers {
@@ -593,7 +593,7 @@ fn encode_spilled(
         parts.clear();
         let (start, end) = ((g as u32).to_be_bytes(), (g as u64 + 1).to_be_bytes());
         // The end bound as 4 bytes unless it overflows u32 (then 5 bytes sort after every key of `g`).
-        let end: &[u8] = if g as u64 + 1 <= u64::from(u32::MAX) { &end[4..] } else { &[0xff; 5] };
+        let end: &[u8] = if (g as u64) < u64::from(u32::MAX) { &end[4..] } else { &[0xff; 5] };
         view.scan(&start, end, &mut |k, v| {
             let sk = parse_store_key(k)?;
             if sk.group as usize != g {

@@ -39,10 +39,13 @@ pub trait SpillStore: Send {
     fn view(&mut self) -> Result<Box<dyn SpillView>>;
 }
 
+/// What [`SpillView::scan`] calls for each entry: `(key, value)`.
+pub type ScanFn<'a> = dyn FnMut(&[u8], &[u8]) -> Result<()> + 'a;
+
 /// A read-only, consistent view of a [`SpillStore`].
 pub trait SpillView: Send {
     /// Calls `f(key, value)` for every entry with `start <= key < end`, in key order.
-    fn scan(&self, start: &[u8], end: &[u8], f: &mut dyn FnMut(&[u8], &[u8]) -> Result<()>) -> Result<()>;
+    fn scan(&self, start: &[u8], end: &[u8], f: &mut ScanFn<'_>) -> Result<()>;
 }
 
 /// A batch of puts and deletes for [`SpillStore::write`], kept in one buffer.
@@ -313,7 +316,7 @@ impl SpillStore for MemoryStore {
 struct MemoryView(Arc<BTreeMap<Vec<u8>, Vec<u8>>>);
 
 impl SpillView for MemoryView {
-    fn scan(&self, start: &[u8], end: &[u8], f: &mut dyn FnMut(&[u8], &[u8]) -> Result<()>) -> Result<()> {
+    fn scan(&self, start: &[u8], end: &[u8], f: &mut ScanFn<'_>) -> Result<()> {
         for (k, v) in self.0.range::<[u8], _>((std::ops::Bound::Included(start), std::ops::Bound::Excluded(end))) {
             f(k, v)?;
         }

@@ -274,13 +274,14 @@ impl Sink for PartFiles {
 /// Every record of a `part_files` directory, in name order of the part files (for tests and tools).
 pub fn read_dir(dir: &Path) -> Result<Vec<serde_json::Value>> {
     let io = |e| EddyError::io(format!("part_files: reading `{}`", dir.display()), e);
-    let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(io)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("part-") && n.ends_with(".jsonl"))
-        })
-        .collect();
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let path = entry.map_err(io)?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        if name.starts_with("part-") && name.ends_with(".jsonl") {
+            names.push(path);
+        }
+    }
     names.sort();
     let mut rows = Vec::new();
     for p in names {

@@ -210,4 +210,29 @@ mod tests {
         assert_eq!(line_number(&p, 5).unwrap(), 3);
         assert_eq!(line_number(&p, 0).unwrap(), 1);
     }
+
+    #[test]
+    fn reopening_at_the_resume_offset_returns_exactly_the_rest() {
+        let dir = temp_dir("lines-resume");
+        let p = dir.join("a.txt");
+        std::fs::write(&p, "one\r\ntwo\n\nthree\nfour").unwrap();
+        let all = read_all(&p, 2, 16, 3);
+        assert_eq!(all.iter().map(|(_, l)| l.as_str()).collect::<Vec<_>>(), ["two", "", "three"]);
+        for k in 0..=all.len() {
+            let mut r = LineReader::open(&p, 2, 16).unwrap();
+            assert_eq!(r.resume_offset(), 2, "before the partial first line is skipped");
+            let mut got = 0;
+            while got < k {
+                match r.next_line() {
+                    Next::Line { .. } => got += 1,
+                    Next::NeedData => {
+                        r.fill(2).unwrap();
+                    }
+                    Next::Done => break,
+                }
+            }
+            let at = r.resume_offset();
+            assert_eq!(read_all(&p, at, 16, 4), all[k..], "after {k} lines, resuming at {at}");
+        }
+    }
 }

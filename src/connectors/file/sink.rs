@@ -334,13 +334,12 @@ impl FileSink {
     /// Deletes the files of `history` in `dir` that subtask `self.subtask` is responsible for (written
     /// by a subtask `j % parallelism == self.subtask`) and that are not part of `lineage`. Files of
     /// this run are safe: only this subtask looks at its index, and it has not written yet.
-    fn delete_after(&self, dir: &Path, history: &str, lineage: &HashMap<String, u64>) -> Result<bool> {
+    fn delete_after(&self, dir: &Path, history: &str, lineage: &HashMap<String, u64>) -> Result<()> {
         let entries = match std::fs::read_dir(dir) {
             Ok(entries) => entries,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(self.io_at("listing", dir, e)),
         };
-        let mut deleted = false;
         for entry in entries {
             let entry = entry.map_err(|e| self.io_at("listing", dir, e))?;
             let name = entry.file_name();
@@ -350,13 +349,18 @@ impl FileSink {
             }
             let path = entry.path();
             tracing::info!(sink = %self.what, "deleting `{}`: written after the checkpoint restored", path.display());
-            match std::fs::remove_file(&path) {
-                Ok(()) => deleted = true,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(self.io_at("deleting", &path, e)),
-            }
+            remove_if_exists(&path).map_err(|e| self.io_at("deleting", &path, e))?;
         }
-        Ok(deleted)
+        // Durable renames and deletions before new output follows.
+        sync_dir(dir).map_err(|e| self.io_at("syncing the directory", dir, e))
+    }
+}
+
+/// Deletes a file; one already gone is fine (a repeated restore, a concurrent cleanup).
+fn remove_if_exists(path: &Path) -> io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other,
     }
 }
 
@@ -502,10 +506,6 @@ impl Sink for FileSink {
         }
         for dir in &dirs {
             self.delete_after(dir, &history, &lineage)?;
-            // Durable renames and deletions before new output follows.
-            sync_dir(dir)
-                .or_else(|e| if e.kind() == io::ErrorKind::NotFound { Ok(()) } else { Err(e) })
-                .map_err(|e| self.io_at("syncing the directory", dir, e))?;
         }
         if let Some(tx) = &mut self.tx {
             tx.history = history;
@@ -523,11 +523,7 @@ impl Sink for FileSink {
             self.buf.clear();
             if self.file.take().is_some() {
                 let path = self.file_path();
-                match std::fs::remove_file(&path) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(self.io_at("deleting the uncommitted", &path, e)),
-                }
+                remove_if_exists(&path).map_err(|e| self.io_at("deleting the uncommitted", &path, e))?;
             }
             return Ok(());
         }
