@@ -200,6 +200,7 @@ impl PreparedJob {
             (None, path) => (Arc::new(OpendalStore::open(path)?), RestoreTarget::Path(String::new())),
         };
         let latest = which == RestoreTarget::Latest;
+        let loading = std::time::Instant::now();
         let loaded = match load_checkpoint_blocking(&store, which) {
             Ok(l) => l,
             // Nothing to resume (killed before its first checkpoint): start from the beginning.
@@ -219,7 +220,12 @@ impl PreparedJob {
         for node in dropped {
             notes.push(format!("dropped the state of node `{node}`, which the job no longer has"));
         }
-        notes.push(format!("restoring from checkpoint {} at {}", restored.id, restored.location));
+        notes.push(format!(
+            "restoring from checkpoint {} at {} (read and verified in {} ms)",
+            restored.id,
+            restored.location,
+            loading.elapsed().as_millis()
+        ));
         self.graph.first_checkpoint_id = self.graph.first_checkpoint_id.max(restored.id + 1);
         self.graph.restore = Some(Arc::new(restored));
         Ok(notes)

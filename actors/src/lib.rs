@@ -15,6 +15,7 @@ pub mod graph;
 pub mod metrics;
 pub mod output;
 mod panic;
+pub mod restart;
 pub mod task;
 
 pub use coordinator::{run_job, JobError, JobSummary};

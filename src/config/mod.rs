@@ -8,6 +8,7 @@ pub mod checkpoints;
 pub mod model;
 pub mod overrides;
 pub mod report;
+pub mod restart;
 pub mod yaml;
 
 pub use model::{read_job, read_job_lenient, JobSpec, NodeSpec, Partition, RESERVED_NODE_KEYS, RESERVED_SECTIONS};

@@ -1,12 +1,13 @@
 //! The keyed state conformance suite against the redb backend (with a tiny cache, so that it spills all
-//! the time), snapshots across backends, memory bounds, the `state:` section, and the redb figures.
+//! the time), snapshots across backends, memory bounds, and the redb figures.
 use super::*;
 use eddy_api::key::FieldKeys;
 use eddy_api::state::conformance::{self, ModelOp};
 use eddy_api::state::{MemorySpillBackend, Namespace, StateDescriptor};
 use eddy_api::{Batch, KeyGroupRange};
 use proptest::prelude::*;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// A fresh directory under the system's temp dir, removed when dropped.
 struct TempDir(PathBuf);
@@ -152,29 +153,6 @@ fn memory_stays_bounded_with_200k_keys_and_a_1000_entry_cache() {
     }
     drop(st);
     assert!(files(dir.path()).is_empty(), "the file goes with the state");
-}
-
-#[test]
-fn the_state_section_selects_and_checks_the_backend() {
-    let read = |yaml: &str| {
-        let value = crate::config::parse_yaml(yaml).map_err(|d| format!("{d:?}"))?;
-        StateConfig::read(Some(&value)).map_err(|d| format!("{} {}", d.message, d.hint.unwrap_or_default()))
-    };
-    assert_eq!(StateConfig::read(None).unwrap().build().name(), "heap");
-    assert_eq!(read("backend: heap").unwrap().build().name(), "heap");
-    let redb = read("backend: redb\ndir: /tmp/eddy-state\ncache_entries: 5000").unwrap();
-    assert_eq!(redb.dir.as_deref(), Some(Path::new("/tmp/eddy-state")));
-    assert_eq!(redb.build().name(), "redb");
-    let e = read("backend: redb").unwrap_err();
-    assert!(e.contains("needs a `dir`"), "{e}");
-    let e = read("backend: rocksdb").unwrap_err();
-    assert!(e.contains("`state`") && e.contains("rocksdb"), "{e}");
-    let e = read("backend: heap\ndir: /tmp").unwrap_err();
-    assert!(e.contains("only apply to the redb backend"), "{e}");
-    let e = read("backend: redb\ndir: /tmp\ncache_entries: 0").unwrap_err();
-    assert!(e.contains("at least 1"), "{e}");
-    let e = read("backend: redb\ndirectory: /tmp").unwrap_err();
-    assert!(e.contains("directory"), "{e}");
 }
 
 #[test]

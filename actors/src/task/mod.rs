@@ -304,7 +304,10 @@ impl TaskActor {
                 if let Some(st) = state.as_mut() {
                     let parts: Vec<&[u8]> = r.node(&o.name).iter().filter_map(|n| n.keyed.as_deref()).collect();
                     if !parts.is_empty() {
+                        let started = Instant::now();
                         guard(&o.name, || st.restore(&parts))?;
+                        let ms = started.elapsed().as_millis() as u64;
+                        tracing::info!(node = %o.name, keys = st.key_count(), ms, "keyed state restored");
                     }
                 }
                 let states = r.blobs(&o.name, |n| n.operator.as_ref());

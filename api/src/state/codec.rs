@@ -22,6 +22,7 @@
 //! store. What the bytes leave out travels beside them as a **mask**: bit `i` set means value `i` is a
 //! timestamp (for an int tag) or -0.0 (for a float tag), so decoding gives back exactly the values that
 //! were encoded (for the first 64 values of a key; later ones come back as int and 0.0).
+use super::Namespace;
 use crate::error::{EddyError, Result};
 use crate::key::KeyHasher;
 use crate::value::{Datum, OwnedDatum};
@@ -326,6 +327,28 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Appends a namespace: nil for [`Namespace::NONE`] (most keyed state), else its start and end.
+#[inline]
+pub(crate) fn put_namespace(out: &mut Vec<u8>, ns: Namespace) {
+    if ns == Namespace::NONE {
+        put_nil(out);
+    } else {
+        put_int(out, ns.start);
+        put_int(out, ns.end);
+    }
+}
+
+impl Reader<'_> {
+    /// A namespace written by [`put_namespace`].
+    #[inline]
+    pub(crate) fn namespace(&mut self) -> Result<Namespace> {
+        if self.nil() {
+            return Ok(Namespace::NONE);
+        }
+        Ok(Namespace { start: self.int()?, end: self.int()? })
+    }
+}
+
 /// Appends the MessagePack encoding of a state value (rmp-serde, compact).
 #[inline]
 pub(crate) fn encode_value<V: Serialize>(out: &mut Vec<u8>, v: &V) -> Result<()> {
@@ -494,6 +517,8 @@ mod tests {
         put_str(&mut out, &"x".repeat(40));
         put_nil(&mut out);
         put_bool(&mut out, true);
+        put_namespace(&mut out, Namespace::NONE);
+        put_namespace(&mut out, Namespace::window(-1, 5));
         put_array_len(&mut out, 20);
         put_bin_with(&mut out, |o| Ok(o.extend_from_slice(&[5; 3]))).unwrap();
         put_bin_with(&mut out, |o| Ok(o.extend_from_slice(&[6; 70_000]))).unwrap();
@@ -512,6 +537,8 @@ mod tests {
         assert!(r.nil());
         assert!(!r.nil());
         assert!(r.bool().unwrap());
+        assert_eq!(r.namespace().unwrap(), Namespace::NONE);
+        assert_eq!(r.namespace().unwrap(), Namespace::window(-1, 5));
         assert_eq!(r.array_len().unwrap(), 20);
         assert_eq!(r.bin().unwrap(), [5; 3]);
         assert_eq!(r.bin().unwrap(), [6; 70_000]);

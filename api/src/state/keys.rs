@@ -94,9 +94,7 @@ struct Interned {
     refs: u32,
 }
 
-/// The interned keys of one operator subtask, with the current key. `Clone` for snapshots (a copy taken
-/// on the task thread and encoded on another).
-#[derive(Clone)]
+/// The interned keys of one operator subtask, with the current key.
 pub(crate) struct Keys {
     /// By id.
     meta: Vec<Meta>,
@@ -305,14 +303,9 @@ impl Keys {
         }
     }
 
-    /// Every live key that state or a timer refers to (the current key alone is left out), for snapshots.
-    pub(crate) fn iter_referenced(&self) -> impl Iterator<Item = (KeyId, &[OwnedDatum])> + '_ {
-        self.index.iter().filter(|e| e.refs > 0).map(|e| (e.id, e.key.as_slice()))
-    }
-
-    /// One more than the largest id handed out (to size tables indexed by id).
-    pub(crate) fn id_bound(&self) -> usize {
-        self.meta.len()
+    /// A copy of the keys that state or timers refer to, for a snapshot encoded on another thread.
+    pub(crate) fn copy(&self) -> KeysCopy {
+        KeysCopy { index: self.index.clone(), id_bound: self.meta.len() }
     }
 
     /// Marks an id, already out of the index, free for reuse.
@@ -321,6 +314,24 @@ impl Keys {
             m.live = false;
             self.free.push(id);
         }
+    }
+}
+
+/// The keys of a [`Keys`] as a snapshot copies them (a clone of the index, without the per-id data).
+pub(crate) struct KeysCopy {
+    index: HashTable<Interned>,
+    id_bound: usize,
+}
+
+impl KeysCopy {
+    /// Every key that state or a timer refers to (the current key alone is left out).
+    pub(crate) fn iter_referenced(&self) -> impl Iterator<Item = (KeyId, &[OwnedDatum])> + '_ {
+        self.index.iter().filter(|e| e.refs > 0).map(|e| (e.id, e.key.as_slice()))
+    }
+
+    /// One more than the largest id handed out (to size tables indexed by id).
+    pub(crate) fn id_bound(&self) -> usize {
+        self.id_bound
     }
 }
 
@@ -385,8 +396,8 @@ mod tests {
         let again = keys.intern_owned(Box::new([OwnedDatum::Int(2)]));
         assert!(again == a || again == c, "ids are recycled");
         assert_eq!(keys.intern_row(&sel, b.row(1), sel.key_hash(b.row(1))), again, "owned and row keys agree");
-        assert_eq!(keys.iter_referenced().count(), 0, "the current key is not referenced");
+        assert_eq!(keys.copy().iter_referenced().count(), 0, "the current key is not referenced");
         keys.retain(again);
-        assert_eq!(keys.iter_referenced().count(), 1);
+        assert_eq!(keys.copy().iter_referenced().count(), 1);
     }
 }

@@ -141,13 +141,13 @@ pub(crate) fn put_store_key(out: &mut Vec<u8>, group: usize, state: u32, key: &[
     out.extend_from_slice(&(group as u32).to_be_bytes());
     out.extend_from_slice(&state.to_be_bytes());
     let mask = codec::put_key(out, key);
-    put_namespace(out, ns);
+    put_store_namespace(out, ns);
     mask
 }
 
 /// Appends a namespace in store-key form.
 #[inline]
-pub(crate) fn put_namespace(out: &mut Vec<u8>, ns: Namespace) {
+pub(crate) fn put_store_namespace(out: &mut Vec<u8>, ns: Namespace) {
     out.extend_from_slice(&((ns.start as u64) ^ (1 << 63)).to_be_bytes());
     out.extend_from_slice(&((ns.end as u64) ^ (1 << 63)).to_be_bytes());
 }
@@ -370,7 +370,7 @@ mod tests {
         assert_eq!((p.group, p.state, p.ns), (3, 2, ns));
         assert_eq!(codec::decode_key(p.key, 0).unwrap().as_ref(), [OwnedDatum::Str("x".into())]);
         let mut n = Vec::new();
-        put_namespace(&mut n, Namespace::NONE);
+        put_store_namespace(&mut n, Namespace::NONE);
         assert!(parse_store_key(&n).is_err());
     }
 }

@@ -432,8 +432,7 @@ impl<V: StateValue> ErasedTable for Table<V> {
                 let Some(part) = parts.get_mut(part as usize) else { continue };
                 let out = &mut part.buf;
                 codec::put_uint(out, u64::from(at));
-                codec::put_int(out, s.ns.start);
-                codec::put_int(out, s.ns.end);
+                codec::put_namespace(out, s.ns);
                 codec::put_int(out, s.ts);
                 codec::put_bin_with(out, |out| codec::encode_value(out, &s.value))?;
                 part.count += 1;
@@ -455,7 +454,7 @@ impl<V: StateValue> ErasedTable for Table<V> {
             for _ in 0..left.min(CHUNK) {
                 let at = r.u32()? as usize;
                 let key = *ids.get(at).ok_or_else(|| codec::corrupt("an entry names a key the group does not have"))?;
-                let ns = Namespace { start: r.int()?, end: r.int()? };
+                let ns = r.namespace()?;
                 let ts = r.int()?;
                 let value = codec::decode_value(r.bin()?)?;
                 chunk.push(Slot { key, flags: DIRTY, ns, ts, value });

@@ -160,10 +160,10 @@ mod tests {
             x = crate::connectors::generator::test_mix(x);
             let digits = 1 + (x % 20) as usize;
             let mut s: String = (0..digits).map(|k| char::from(b'0' + ((x >> (k * 3)) % 10) as u8)).collect();
-            if x % 3 == 0 {
+            if x.is_multiple_of(3) {
                 s.insert(0, '-');
             }
-            if x % 7 == 0 {
+            if x.is_multiple_of(7) {
                 s.push(char::from(b' ' + (x >> 40) as u8 % 90));
             }
             cases.push(s);

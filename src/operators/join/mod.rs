@@ -336,7 +336,7 @@ pub(crate) fn signed_millis(text: &Spanned<String>) -> Result<i64, Diagnostic> {
 /// A non-negative config duration in whole milliseconds.
 pub(crate) fn duration_millis(d: ConfigDuration, span: Span) -> Result<i64, Diagnostic> {
     let d = d.0;
-    if d.subsec_nanos() % 1_000_000 != 0 {
+    if !d.subsec_nanos().is_multiple_of(1_000_000) {
         return Err(Diagnostic::at(span, format!("{d:?} is not a whole number of milliseconds; event time is in ms")));
     }
     i64::try_from(d.as_millis()).map_err(|_| Diagnostic::at(span, format!("{d:?} is too large")))
