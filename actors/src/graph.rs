@@ -142,6 +142,52 @@ pub struct Edge {
     pub port: usize,
 }
 
+/// What a failure restarts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Failover {
+    /// Every task of the job.
+    #[default]
+    Full,
+    /// Only the pipelined region of the failed task (its connected component of the physical graph).
+    Region,
+}
+
+/// How the coordinator supervises the tasks of a job.
+#[derive(Clone)]
+pub struct Supervision {
+    /// Whether and when to restart after a failure.
+    pub restart: crate::restart::RestartStrategy,
+    /// What to restart.
+    pub failover: Failover,
+    /// A worker thread that does not answer a heartbeat for this long is declared stuck and its tasks
+    /// failed.
+    pub heartbeat_timeout: Duration,
+    /// Injected faults (chaos runs only).
+    pub faults: Option<Arc<dyn crate::faults::FaultInjector>>,
+}
+
+impl Default for Supervision {
+    fn default() -> Self {
+        Supervision {
+            restart: crate::restart::RestartStrategy::None,
+            failover: Failover::Full,
+            heartbeat_timeout: Duration::from_secs(30),
+            faults: None,
+        }
+    }
+}
+
+impl fmt::Debug for Supervision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Supervision")
+            .field("restart", &self.restart)
+            .field("failover", &self.failover)
+            .field("heartbeat_timeout", &self.heartbeat_timeout)
+            .field("faults", &self.faults.is_some())
+            .finish()
+    }
+}
+
 /// Everything the coordinator needs to run a job.
 #[derive(Clone)]
 pub struct JobGraph {
@@ -165,6 +211,8 @@ pub struct JobGraph {
     pub restore: Option<Arc<crate::checkpoint::RestoredCheckpoint>>,
     /// Where keyed state lives (heap or redb).
     pub state_backend: Arc<dyn eddy_api::state::StateBackend>,
+    /// Supervision: restart strategy, failover scope, heartbeat and (for chaos runs) fault injection.
+    pub supervision: Supervision,
     /// The chains.
     pub vertices: Vec<Vertex>,
     /// Their connections.

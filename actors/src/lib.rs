@@ -10,6 +10,7 @@
 
 pub mod checkpoint;
 pub mod coordinator;
+pub mod faults;
 pub mod gate;
 pub mod graph;
 pub mod metrics;
@@ -19,5 +20,5 @@ pub mod restart;
 pub mod task;
 
 pub use coordinator::{run_job, JobError, JobSummary};
-pub use graph::{Edge, EventTimeSpec, Head, JobGraph, Partitioning, Vertex};
+pub use graph::{Edge, EventTimeSpec, Failover, Head, JobGraph, Partitioning, Supervision, Vertex};
 pub use metrics::{JobMetrics, NodeMetrics};

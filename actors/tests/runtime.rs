@@ -108,6 +108,7 @@ fn graph(n: i64, p_src: usize, p_sink: usize, double: Double, sink: Collect, par
         first_checkpoint_id: 1,
         restore: None,
         state_backend: std::sync::Arc::new(eddy_api::state::HeapBackend),
+        supervision: Default::default(),
         vertices: vec![
             Vertex {
                 id: 0,

@@ -144,6 +144,7 @@ pub fn build(plan: &LogicalPlan, settings: &Settings) -> JobGraph {
         first_checkpoint_id: 1,
         restore: None,
         state_backend: std::sync::Arc::new(eddy_api::state::HeapBackend),
+        supervision: Default::default(),
         vertices,
         edges,
     }

@@ -169,6 +169,27 @@ pub struct FailureRecord {
     pub restarted: bool,
 }
 
+/// One recovery: a failure, the restart it caused and how long the restarted tasks took to run again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecoveryRecord {
+    /// The restart attempt (1 for the first restart).
+    pub attempt: u64,
+    /// When the failure was reported, in ms since the epoch.
+    pub failed_ms: u64,
+    /// The failed node and subtask.
+    pub node: String,
+    /// Its subtask.
+    pub subtask: usize,
+    /// The error.
+    pub cause: String,
+    /// Tasks restarted (all of them on full failover, the region's on region failover).
+    pub tasks: usize,
+    /// The checkpoint the restarted tasks restored (`None`: started from the beginning).
+    pub checkpoint: Option<u64>,
+    /// From the failure to every restarted task running again (restore included), once known.
+    pub recovered_after_ms: Option<u64>,
+}
+
 /// One chain of the physical graph, as described to people.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VertexInfo {
@@ -282,6 +303,8 @@ pub struct JobStatus {
     pub failures: Vec<FailureRecord>,
     /// Restarts of the job or its tasks.
     pub restarts: u64,
+    /// Each recovery from a failure, oldest first.
+    pub recoveries: Vec<RecoveryRecord>,
     /// How it ended, in words (the error for a failed or cancelled job).
     pub message: Option<String>,
     /// The physical graph.
@@ -409,6 +432,7 @@ impl JobHandle {
             wall: None,
             failures: Vec::new(),
             restarts: 0,
+            recoveries: Vec::new(),
             message: None,
             graph: GraphInfo::of(graph),
             checkpoints: CheckpointStats { enabled: graph.checkpoints.is_some(), ..CheckpointStats::default() },
