@@ -10,6 +10,7 @@ mod checkpoint;
 pub use checkpoint::{CheckpointComplete, TaskCheckpointing, TriggerCheckpoint};
 
 use crate::checkpoint::{RestoredCheckpoint, TaskFile};
+use crate::faults::{FaultAction, FaultInjector, Phase, Site};
 use crate::gate::{GateEvent, InputGate};
 use crate::graph::EventTimeSpec;
 use crate::graph::{Head, Vertex};
@@ -37,17 +38,29 @@ pub struct TaskId {
     pub subtask: usize,
 }
 
-/// What a task tells the coordinator.
+/// What a task tells the coordinator, stamped with the task and its restart epoch: the coordinator drops
+/// reports of an older attempt, so a slow message from a dead attempt never corrupts a new one.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
-pub enum TaskEvent {
+pub struct TaskEvent {
+    /// Which task.
+    pub task: TaskId,
+    /// The attempt (deployment) of the task that reports.
+    pub epoch: u64,
+    /// What happened.
+    pub kind: TaskEventKind,
+}
+
+/// The reports of a task.
+#[derive(Debug)]
+pub enum TaskEventKind {
+    /// Opened (state restored) and running.
+    Started,
     /// All input processed and delivered. Without checkpoints the task has stopped; with checkpoints it
-    /// waits for the job's final checkpoint (its sink commits then) and reports [`TaskEvent::Closed`].
-    Finished(TaskId),
+    /// waits for the job's final checkpoint (its sink commits then) and reports [`TaskEventKind::Closed`].
+    Finished,
     /// The task wrote its snapshot for a checkpoint.
     Acked {
-        /// Which task.
-        task: TaskId,
         /// The checkpoint.
         checkpoint: u64,
         /// What it wrote.
@@ -56,19 +69,15 @@ pub enum TaskEvent {
     /// The task could not take or write its snapshot for a checkpoint (the checkpoint fails; the task
     /// goes on).
     Declined {
-        /// Which task.
-        task: TaskId,
         /// The checkpoint.
         checkpoint: u64,
         /// Why.
         error: String,
     },
     /// After the job's final checkpoint: the task committed and closed.
-    Closed(TaskId),
+    Closed,
     /// The task failed and stopped.
     Failed {
-        /// Which task.
-        task: TaskId,
         /// The node in the chain that failed.
         node: String,
         /// What happened.
@@ -76,7 +85,9 @@ pub enum TaskEvent {
     },
 }
 
-/// Asks a task to stop at once (job cancelled or failed elsewhere).
+/// Asks a task to stop at once (job cancelled, or its region restarting). The reply comes once the
+/// task has closed its nodes and released their state (a redb file, an open part file), so a new attempt
+/// may open them.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Cancel;
@@ -119,6 +130,10 @@ pub struct TaskSetup {
     pub restore: Option<Arc<RestoredCheckpoint>>,
     /// Where keyed state lives.
     pub state_backend: Arc<dyn eddy_api::state::StateBackend>,
+    /// The restart attempt this task belongs to (0: the first deployment).
+    pub epoch: u64,
+    /// Injected faults (chaos runs only).
+    pub faults: Option<Arc<dyn FaultInjector>>,
 }
 
 struct Stage {
@@ -157,6 +172,31 @@ fn count_late(metrics: &NodeMetrics, late: eddy_api::operator::LateCounts) {
     }
     if late.side_output > 0 {
         NodeMetrics::add(&metrics.late_records_side_output, late.side_output);
+    }
+}
+
+/// Obeys the fault injector at a site: a panic fires inside the task boundary (exactly as a panic in user
+/// code would), a delay blocks this thread, a dropped record leaves `batch`.
+fn at_site(
+    faults: &Arc<dyn FaultInjector>,
+    node: &Arc<str>,
+    subtask: usize,
+    attempt: u64,
+    phase: Phase,
+    batch: &mut Batch,
+) -> Result<()> {
+    let site = Site { node, subtask, phase, records: batch.len(), attempt };
+    match faults.at(site) {
+        FaultAction::None => Ok(()),
+        FaultAction::Panic(message) => guard(node, || -> eddy_api::Result<()> { panic!("{message}") }),
+        FaultAction::Delay(d) => {
+            std::thread::sleep(d);
+            Ok(())
+        }
+        FaultAction::DropRecord => {
+            batch.pop_row();
+            Ok(())
+        }
     }
 }
 
@@ -213,13 +253,16 @@ pub struct TaskActor {
     last_checkpoint: u64,
     job: Arc<str>,
     parallelism: usize,
+    epoch: u64,
+    faults: Option<Arc<dyn FaultInjector>>,
     span: Span,
 }
 
 impl TaskActor {
     /// A task that builds its operators when started.
     pub fn new(setup: TaskSetup) -> Self {
-        let span = tracing::info_span!("task", job = %setup.job, node = %setup.vertex.display_name(), subtask = setup.id.subtask);
+        let span = tracing::info_span!("task", job = %setup.job, node = %setup.vertex.display_name(),
+            subtask = setup.id.subtask, attempt = setup.epoch);
         TaskActor {
             id: setup.id,
             head_metrics: setup.metrics.first().cloned().unwrap_or_default(),
@@ -229,6 +272,8 @@ impl TaskActor {
             last_checkpoint: 0,
             job: setup.job.clone(),
             parallelism: setup.vertex.parallelism,
+            epoch: setup.epoch,
+            faults: setup.faults.clone(),
             reported_finished: false,
             batch_size: setup.batch_size.max(1),
             buffer_timeout: setup.buffer_timeout,
@@ -340,6 +385,9 @@ impl TaskActor {
             self.sink = Some(SinkStage { name: s.name.clone(), sink, metrics: next_metrics() });
         }
         self.outputs = setup.outputs;
+        if setup.restore.is_some() {
+            self.fault_sites(Phase::Restore)?;
+        }
         let align = self.checkpointing.as_ref().is_none_or(|c| c.align);
         Ok((!setup.inputs.is_empty()).then(|| InputGate::new(setup.inputs, align)))
     }
@@ -390,6 +438,11 @@ impl TaskActor {
         let skipped = src.source.skipped_records();
         NodeMetrics::add(&src.metrics.records_skipped, skipped.saturating_sub(src.skipped_reported));
         src.skipped_reported = skipped;
+        if let Some(f) = self.faults.as_ref().filter(|_| !batch.is_empty()) {
+            if let Some(src) = self.source.as_ref() {
+                at_site(f, &src.name, self.id.subtask, self.epoch, Phase::Processing, &mut batch)?;
+            }
+        }
         let punctuated = self.observe_timestamps(&batch)?;
         let mut r = self.push_through(0, &mut batch);
         if r.is_ok() && punctuated {
@@ -468,6 +521,9 @@ impl TaskActor {
                 break;
             }
             let Stage { name, op, buf, sides, state, metrics, .. } = stage;
+            if let Some(f) = self.faults.as_ref() {
+                at_site(f, name, self.id.subtask, self.epoch, Phase::Processing, cur)?;
+            }
             NodeMetrics::add(&metrics.records_in, cur.len() as u64);
             NodeMetrics::add(&metrics.bytes_in, cur.size_bytes() as u64);
             buf.clear();
@@ -487,8 +543,33 @@ impl TaskActor {
             NodeMetrics::add(&metrics.bytes_out, buf.size_bytes() as u64);
             cur = buf;
         }
+        if let (Some(f), Some(s)) = (self.faults.as_ref(), self.sink.as_ref()) {
+            if !cur.is_empty() {
+                at_site(f, &s.name, self.id.subtask, self.epoch, Phase::Processing, cur)?;
+            }
+        }
         Self::deliver(&self.head, &mut self.sink, &mut self.outputs, &mut self.parked, None, cur)?;
         self.deliver_sides()
+    }
+
+    /// Asks the fault injector (chaos runs only) about a site of the chain outside the processing path.
+    fn fault_site(&self, node: &Arc<str>, phase: Phase) -> Result<()> {
+        match self.faults.as_ref() {
+            Some(f) => at_site(f, node, self.id.subtask, self.epoch, phase, &mut Batch::default()),
+            None => Ok(()),
+        }
+    }
+
+    /// Fault sites of `phase` for every node of the chain, in chain order.
+    pub(super) fn fault_sites(&self, phase: Phase) -> Result<()> {
+        if self.faults.is_none() {
+            return Ok(());
+        }
+        let names = self.source.iter().map(|s| &s.name).chain(self.stages.iter().map(|s| &s.name));
+        for name in names.chain(self.sink.iter().map(|s| &s.name)) {
+            self.fault_site(name, phase)?;
+        }
+        Ok(())
     }
 
     /// Calls a hook of stage `i` and pushes what it emitted through the rest of the chain.
@@ -711,38 +792,52 @@ impl TaskActor {
         }
     }
 
+    /// Stops for good: closes every node and drops it with its state (releasing files such as a redb
+    /// database) before the coordinator is told (`last_word`), so a restarted attempt can open them
+    /// again. The outputs go last: downstream tasks see the disconnect only after the report is on its
+    /// way, so the coordinator hears of a failure before the failures it causes downstream.
+    pub(super) fn release(&mut self, ctx: &mut Context<Self>, last_word: Option<TaskEventKind>) {
+        self.stopped = true;
+        self.close_all();
+        self.source = None;
+        self.stages.clear();
+        self.sink = None;
+        if let Some(kind) = last_word {
+            self.report(kind);
+        }
+        self.coordinator = None;
+        self.outputs.clear();
+        self.parked = Parked::default();
+        ctx.stop();
+    }
+
+    /// Reports to the coordinator (if still attached).
+    pub(super) fn report(&self, kind: TaskEventKind) {
+        if let Some(c) = self.coordinator.as_ref() {
+            c.do_send(TaskEvent { task: self.id, epoch: self.epoch, kind });
+        }
+    }
+
     fn finish(&mut self, ctx: &mut Context<Self>) {
         if self.checkpointing.is_some() {
             // Stay up for the final checkpoint: its completion commits the sink and closes the task.
             if !std::mem::replace(&mut self.reported_finished, true) {
                 debug!("finished; waiting for the final checkpoint");
-                if let Some(c) = self.coordinator.as_ref() {
-                    c.do_send(TaskEvent::Finished(self.id));
-                }
+                self.report(TaskEventKind::Finished);
             }
             return;
         }
-        self.close_all();
-        self.stopped = true;
         debug!("finished");
-        if let Some(c) = self.coordinator.take() {
-            c.do_send(TaskEvent::Finished(self.id));
-        }
-        ctx.stop();
+        self.release(ctx, Some(TaskEventKind::Finished));
     }
 
     fn fail(&mut self, ctx: &mut Context<Self>, failure: Failure) {
         if self.stopped {
             return;
         }
-        self.stopped = true;
-        self.close_all();
         let Failure { node, error } = failure;
         tracing::error!(%node, %error, "task failed");
-        if let Some(c) = self.coordinator.take() {
-            c.do_send(TaskEvent::Failed { task: self.id, node: node.to_string(), error: error.to_string() });
-        }
-        ctx.stop();
+        self.release(ctx, Some(TaskEventKind::Failed { node: node.to_string(), error: error.to_string() }));
     }
 }
 
@@ -790,6 +885,7 @@ impl Actor for TaskActor {
                 if self.source.is_some() {
                     ctx.notify(Pump);
                 }
+                self.report(TaskEventKind::Started);
             }
             Err(e) => self.fail(ctx, e),
         }
@@ -823,10 +919,10 @@ impl Handler<StopSource> for TaskActor {
 impl Handler<Cancel> for TaskActor {
     type Result = ();
     fn handle(&mut self, _: Cancel, ctx: &mut Context<Self>) {
-        self.stopped = true;
         self.coordinator = None;
-        self.close_all();
-        ctx.stop();
+        if !self.stopped {
+            self.release(ctx, None);
+        }
     }
 }
 
