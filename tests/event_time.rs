@@ -265,7 +265,11 @@ fn a_window_fires_while_one_split_is_silent() {
                 operators:\n  w: { type: window, inputs: [s], config: { window: { tumbling: 1s }, aggregate: { n: \"count(*)\" } } }\n\
                 sinks:\n  out: { type: recording, inputs: [w] }\n";
     run_with(&r, yaml);
-    assert_eq!(*first_before_end.lock().unwrap(), Some(true), "the first window reached the sink before the end of input");
+    assert_eq!(
+        *first_before_end.lock().unwrap(),
+        Some(true),
+        "the first window reached the sink before the end of input"
+    );
     let rows = rows.lock().unwrap();
     assert_eq!(rows.first(), Some(&(0, 10)), "window [0 s, 1 s) holds ts 0..=900 ms: {rows:?}");
 }
@@ -352,10 +356,8 @@ fn the_watermark_operator_replaces_upstream_watermarks() {
         let job = eddy::job::prepare_str("t.yaml", &yaml, &[], &registry).unwrap_or_else(|r| panic!("{r}"));
         let handle = job.handle();
         job.run_with(&handle).unwrap_or_else(|e| panic!("{e}"));
-        let got: BTreeMap<i64, i64> = read_json(&out)
-            .iter()
-            .map(|r| (r["window_start"].as_i64().unwrap(), r["n"].as_i64().unwrap()))
-            .collect();
+        let got: BTreeMap<i64, i64> =
+            read_json(&out).iter().map(|r| (r["window_start"].as_i64().unwrap(), r["n"].as_i64().unwrap())).collect();
         let expected = bid_windows(500);
         assert_eq!(expected.values().sum::<i64>(), 2000);
         assert_eq!(got, expected, "p={p}");

@@ -190,10 +190,8 @@ fn window_join_pairs_equal_keys_of_the_same_tumbling_window_and_drops_late_recor
 
 #[test]
 fn window_join_allowed_lateness_joins_late_records_once_then_sends_them_to_the_side_output() {
-    let mut h = Harness::new(
-        "window_join",
-        "key_by: [k]\nwindow: { tumbling: 10s }\nallowed_lateness: 5s\nlate_output: late",
-    );
+    let mut h =
+        Harness::new("window_join", "key_by: [k]\nwindow: { tumbling: 10s }\nallowed_lateness: 5s\nlate_output: late");
     h.push(0, &[(1, "a", 1_000)]);
     h.push(1, &[(1, "x", 3_000)]);
     h.watermark(9_999);

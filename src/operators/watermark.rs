@@ -43,8 +43,11 @@ pub struct WatermarkConfig {
 /// `schema` (of `whose`: "the source", "the input"): it must exist and hold milliseconds.
 pub fn timestamp_field(schema: &Schema, field: &Spanned<String>, what: &str, whose: &str) -> Result<usize, Diagnostic> {
     let Some(i) = schema.index_of(&field.value) else {
-        return Err(Diagnostic::at(field.span, format!("{what}: unknown field `{}`; {whose} has {schema}", field.value))
-            .did_you_mean(&field.value, schema.names()));
+        return Err(Diagnostic::at(
+            field.span,
+            format!("{what}: unknown field `{}`; {whose} has {schema}", field.value),
+        )
+        .did_you_mean(&field.value, schema.names()));
     };
     let ty = schema.fields()[i].data_type;
     if !matches!(ty, DataType::Timestamp | DataType::Int) {

@@ -60,10 +60,9 @@ pub fn job_time(spec: &JobSpec, diags: &mut Diagnostics) -> JobTime {
     let Some(value) = spec.section("time") else { return JobTime::Event };
     match from_config::<Spanned<JobTime>>(value) {
         Ok(Spanned { value: JobTime::Processing, span }) => {
-            diags.push(
-                Diagnostic::at(span, "`time: processing` is chosen per window, not for the job")
-                    .with_hint("set `time: processing` in the window's config; the job-level `time` is `event` or `ingestion`"),
-            );
+            diags.push(Diagnostic::at(span, "`time: processing` is chosen per window, not for the job").with_hint(
+                "set `time: processing` in the window's config; the job-level `time` is `event` or `ingestion`",
+            ));
             JobTime::Event
         }
         Ok(t) => t.value,
@@ -101,20 +100,22 @@ pub fn event_time(
     match (&cfg.field, cfg.ingestion.as_ref().filter(|i| i.value)) {
         (Some(f), Some(i)) => {
             diags.push(
-                Diagnostic::at(i.span, "event_time: `ingestion: true` and `field` exclude each other")
-                    .with_hint(format!(
+                Diagnostic::at(i.span, "event_time: `ingestion: true` and `field` exclude each other").with_hint(
+                    format!(
                         "`field` names a timestamp of the records; ingestion time is stamped into a new field \
                          `{INGESTION_FIELD}` (remove `field: {}`)",
                         f.value
-                    )),
+                    ),
+                ),
             );
             None
         }
         (None, Some(i)) => {
             if let Some(m) = &cfg.max_out_of_orderness {
                 diags.push(
-                    Diagnostic::at(m.span, "event_time: ingestion time has no disorder to allow for")
-                        .with_hint("the wall-clock stamps of a source never go backwards: remove `max_out_of_orderness`"),
+                    Diagnostic::at(m.span, "event_time: ingestion time has no disorder to allow for").with_hint(
+                        "the wall-clock stamps of a source never go backwards: remove `max_out_of_orderness`",
+                    ),
                 );
                 return None;
             }

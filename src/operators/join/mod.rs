@@ -372,8 +372,9 @@ impl Lateness {
             let n = &name.value;
             if n.is_empty() || !n.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-') {
                 diags.push(
-                    Diagnostic::at(name.span, format!("{what}: `late_output: {n}` is not a usable name"))
-                        .with_hint("use a plain name such as `late`: the join reads it as `late_left` and `late_right`"),
+                    Diagnostic::at(name.span, format!("{what}: `late_output: {n}` is not a usable name")).with_hint(
+                        "use a plain name such as `late`: the join reads it as `late_left` and `late_right`",
+                    ),
                 );
             } else if let [left, right] = ctx.inputs {
                 sides.push((format!("{n}_left"), left.schema.clone()));
@@ -384,7 +385,13 @@ impl Lateness {
     }
 
     /// Routes the rows `late` of `input` (from input `port`) to their side output, or counts them dropped.
-    pub(crate) fn send(&self, ctx: &mut Context<'_>, input: &Batch, port: usize, late: &[usize]) -> eddy_api::Result<()> {
+    pub(crate) fn send(
+        &self,
+        ctx: &mut Context<'_>,
+        input: &Batch,
+        port: usize,
+        late: &[usize],
+    ) -> eddy_api::Result<()> {
         if late.is_empty() {
             return Ok(());
         }

@@ -7,7 +7,7 @@
 //!   config:
 //!     key_by: [auction]                 # omit after a key_by (inherited) or for one global window stream
 //!     window: { tumbling: 10s }         # | { sliding: 10s, slide: 2s } | { session: 10s } | { count: 100, slide: 10 } | global
-//!     time: event                       # event (default) | processing
+//!     time: event                       # event (default) | ingestion | processing
 //!     aggregate: { bids: "count(*)", max_price: "max(price)" }
 //!     allowed_lateness: 5s              # late firings update the result
 //!     late_output: late                 # side output for records later than that: `inputs: [per_auction.late]`
@@ -405,11 +405,13 @@ fn check_ingestion(at: Span, input: &InputInfo, diags: &mut Diagnostics) {
             "ingestion time is the `{field}` stamped at a source with `event_time: {{ ingestion: true }}`; for the \
              records' own time write `time: event`"
         )),
-        None => Diagnostic::at(at, format!("window: `time: ingestion`, but the input `{}` has no event time", input.name))
-            .with_hint(
+        None => {
+            Diagnostic::at(at, format!("window: `time: ingestion`, but the input `{}` has no event time", input.name))
+                .with_hint(
                 "stamp it at the source: `event_time: { ingestion: true }` beside `type`, or `time: ingestion` at the \
                  top of the job",
-            ),
+            )
+        }
     };
     diags.push(d);
 }
