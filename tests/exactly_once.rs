@@ -132,7 +132,9 @@ fn cancel_when(h: &JobHandle, k: u64) {
             return;
         }
         let emitted = h.metrics().totals().iter().find(|n| n.node == "bids").map_or(0, |n| n.records_out);
-        if emitted >= k {
+        // Also wait for completed checkpoints: on a loaded machine the source can get to `k` first,
+        // and a restore (or a fallback past a damaged checkpoint) needs something to restore.
+        if emitted >= k && h.status().checkpoints.completed >= 2 {
             let _ = h.cancel();
             return;
         }
