@@ -54,27 +54,23 @@ struct State {
     log: Vec<FiredFault>,
 }
 
-/// Fires a [`Plan`] inside one job run.
+/// Fires a [`Plan`] inside one job run. A task passes a site per node of its chain, so a fault naming a
+/// node matches that node's sites exactly.
 pub struct ChaosInjector {
     plan: Arc<Plan>,
-    /// Node name -> chain (vertex) id: a site belongs to a node when it is in the same chain, since
-    /// task-wide sites name the chain's head.
-    chains: HashMap<String, usize>,
     start: Instant,
     state: Mutex<State>,
 }
 
 impl ChaosInjector {
-    /// An injector for a job whose chains are `chains` (each the node names of one vertex); its clock
-    /// starts now.
-    pub fn new(plan: Arc<Plan>, chains: &[Vec<String>]) -> Self {
-        let chains = chains.iter().enumerate().flat_map(|(i, c)| c.iter().map(move |n| (n.clone(), i))).collect();
+    /// An injector whose clock starts now.
+    pub fn new(plan: Arc<Plan>) -> Self {
         let state = State {
             periodic: plan.faults.iter().map(|_| Periodic { next: 1, pending: Vec::new() }).collect(),
             fired: vec![0; plan.faults.len()],
             ..State::default()
         };
-        ChaosInjector { plan, chains, start: Instant::now(), state: Mutex::new(state) }
+        ChaosInjector { plan, start: Instant::now(), state: Mutex::new(state) }
     }
 
     /// Every fault fired so far, oldest first.
@@ -98,15 +94,11 @@ impl ChaosInjector {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn matches(&self, target: &Target, node: &str) -> bool {
+    fn matches(target: &Target, node: &str) -> bool {
         match target {
             Target::Any => true,
-            Target::Node(n) => n == node || self.chains.get(n).is_some_and(|c| self.chains.get(node) == Some(c)),
+            Target::Node(n) => n == node,
         }
-    }
-
-    fn node_matches(&self, wanted: &str, node: &str) -> bool {
-        self.matches(&Target::Node(wanted.to_string()), node)
     }
 
     /// Moves instances of periodic fault `i` that are due by `now` to its pending list.
@@ -157,7 +149,7 @@ impl ChaosInjector {
             }
             match &fault.spec {
                 FaultSpec::KillTask { target, .. } | FaultSpec::DelayTask { target, .. } => {
-                    if !self.matches(target, site.node) {
+                    if !Self::matches(target, site.node) {
                         continue;
                     }
                     self.promote(&mut st, i, now);
@@ -176,7 +168,7 @@ impl ChaosInjector {
                     };
                 }
                 FaultSpec::PanicIn { node, probability, .. } => {
-                    if site.phase != Phase::Processing || site.records == 0 || !self.node_matches(node, site.node) {
+                    if site.phase != Phase::Processing || site.records == 0 || node != site.node {
                         continue;
                     }
                     let n = Self::occurrence(&mut st, i, task_key);
@@ -187,7 +179,7 @@ impl ChaosInjector {
                     }
                 }
                 FaultSpec::DropRecord { node, .. } => {
-                    if site.phase == Phase::Processing && site.records > 0 && self.node_matches(node, site.node) {
+                    if site.phase == Phase::Processing && site.records > 0 && node == site.node {
                         self.record(&mut st, i, task, site.phase.as_str());
                         return FaultAction::DropRecord;
                     }
@@ -251,12 +243,8 @@ mod tests {
         Site { node, subtask: 0, phase, records, attempt: 0 }
     }
 
-    fn chains() -> Vec<Vec<String>> {
-        vec![vec!["bids".into(), "euros".into()], vec!["totals".into(), "out".into()]]
-    }
-
     fn injector(faults: Vec<FaultSpec>) -> ChaosInjector {
-        ChaosInjector::new(Arc::new(Plan::new(42, faults)), &chains())
+        ChaosInjector::new(Arc::new(Plan::new(42, faults)))
     }
 
     #[test]
@@ -267,14 +255,13 @@ mod tests {
             every: Duration::from_nanos(1),
             count: Some(4),
         }]);
-        // Another chain never matches.
-        assert_eq!(inj.at(site("totals", Phase::Processing, 10)), FaultAction::None);
-        // The chain head stands for every node of its chain.
-        assert!(matches!(inj.at(site("bids", Phase::Processing, 10)), FaultAction::Panic(_)));
-        assert_eq!(inj.at(site("bids", Phase::Processing, 10)), FaultAction::None, "one processing instance");
+        // Another node never matches, even in the same chain.
+        assert_eq!(inj.at(site("bids", Phase::Processing, 10)), FaultAction::None);
+        assert!(matches!(inj.at(site("euros", Phase::Processing, 10)), FaultAction::Panic(_)));
+        assert_eq!(inj.at(site("euros", Phase::Processing, 10)), FaultAction::None, "one processing instance");
         // The restore instance waits for a restore while the commit one fires meanwhile.
-        assert!(matches!(inj.at(site("bids", Phase::Commit, 0)), FaultAction::Panic(_)));
-        assert!(matches!(inj.at(site("bids", Phase::Snapshot, 0)), FaultAction::Panic(_)));
+        assert!(matches!(inj.at(site("euros", Phase::Commit, 0)), FaultAction::Panic(_)));
+        assert!(matches!(inj.at(site("euros", Phase::Snapshot, 0)), FaultAction::Panic(_)));
         assert_eq!(inj.tallies()[0], Tally { fired: 3, pending: 1 });
         assert!(matches!(inj.at(site("euros", Phase::Restore, 0)), FaultAction::Panic(_)));
         assert_eq!(inj.at(site("euros", Phase::Restore, 0)), FaultAction::None, "capped at 4");
@@ -303,8 +290,9 @@ mod tests {
             FaultSpec::DropRecord { node: "totals".into(), count: 2 },
         ]);
         assert_eq!(inj.at(site("bids", Phase::Processing, 3)), FaultAction::Delay(Duration::from_millis(5)));
-        assert_eq!(inj.at(site("out", Phase::Processing, 0)), FaultAction::None, "empty batches keep their records");
-        assert_eq!(inj.at(site("out", Phase::Processing, 3)), FaultAction::DropRecord);
+        assert_eq!(inj.at(site("totals", Phase::Processing, 0)), FaultAction::None, "empty batches keep their records");
+        assert_eq!(inj.at(site("out", Phase::Processing, 3)), FaultAction::None, "only the named node");
+        assert_eq!(inj.at(site("totals", Phase::Processing, 3)), FaultAction::DropRecord);
         assert_eq!(inj.at(site("totals", Phase::Processing, 3)), FaultAction::DropRecord);
         assert_eq!(inj.at(site("totals", Phase::Processing, 3)), FaultAction::None);
         assert_eq!(inj.tallies().iter().map(|t| t.fired).collect::<Vec<_>>(), [1, 2]);

@@ -328,11 +328,9 @@ impl ChaosRun<'_> {
                 }
             }
         }
-        let chains: Vec<Vec<String>> =
-            job.graph.vertices.iter().map(|v| v.node_names().iter().map(|n| n.to_string()).collect()).collect();
         let handle = job.handle();
         let started_ms = now_ms();
-        let injector = Arc::new(ChaosInjector::new(self.plan.clone(), &chains));
+        let injector = Arc::new(ChaosInjector::new(self.plan.clone()));
         job.graph.supervision.faults = Some(injector.clone());
         let started = Instant::now();
         let result = job.run_with(&handle);
