@@ -444,6 +444,7 @@ impl ChaosRun<'_> {
                 }
             }
         }
+        self.notes.push(format!("the children's logs are {}/child-*.log", dir.display()));
         let tallies = vec![Tally { fired: fired.len() as u64, pending: 0 }];
         Ok(FaultyRun {
             stats: RunStats { wall: started.elapsed(), input_records: 0 },
