@@ -204,6 +204,9 @@ impl Cli {
     pub fn run(self) -> ExitCode {
         let args = Args::parse();
         init_logging(args.log_format);
+        // A panic in user code is caught at its task's boundary and fails (and restarts) the task; say
+        // where it happened in the log, in the log's format, instead of the default stderr dump.
+        std::panic::set_hook(Box::new(|info| tracing::error!(panic = %info, "panic")));
         match args.command {
             Command::Run { file, set, quiet, listen, no_http, token, linger, restore, allow_non_restored_state } => {
                 let start = job::StartOptions { restore, allow_non_restored_state };

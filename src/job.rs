@@ -3,6 +3,8 @@ use crate::checkpoint::load::{load_checkpoint_blocking, LoadError, RestoreTarget
 use crate::checkpoint::location::StorageLocation;
 use crate::checkpoint::store::OpendalStore;
 use crate::config::checkpoints::{read_checkpoints, read_state, BackendSpec, CheckpointsSpec, ModeSpec, StateSpec};
+use crate::config::failover::{read_failover, FailoverSpec};
+use crate::config::restart::{default_restart, read_restart};
 use crate::config::{self, JobSpec, Report};
 use crate::plan::physical::{self, Settings};
 use crate::plan::{logical, LogicalPlan};
@@ -10,6 +12,7 @@ use crate::state::redb::RedbBackend;
 use eddy_actors::checkpoint::restore::RestoreMismatch;
 use eddy_actors::checkpoint::{CheckpointConfig, CheckpointMode, StoreError};
 use eddy_actors::coordinator::{run_job_with, JobHandle};
+use eddy_actors::restart::RestartStrategy;
 use eddy_actors::{run_job, JobError, JobGraph, JobMetrics, JobSummary};
 use eddy_api::{Diagnostics, Registry};
 use std::path::Path;
@@ -98,17 +101,41 @@ fn prepare_spec(spec: JobSpec, mut problems: Diagnostics, registry: &Registry) -
         threads,
     };
     let graph = physical::build(&plan, &settings);
-    let (checkpoints, state) = match read_sections(&spec) {
+    let mut graph = graph;
+    let (checkpoints, state) = match read_sections(&spec, &mut graph) {
         Ok(sections) => sections,
         Err(d) => return Err(Report::new(spec.file.clone(), spec.source.clone(), d)),
     };
     Ok(PreparedJob { spec, plan, graph, checkpoints, state })
 }
 
-/// Reads `checkpoints:` and `state:`; the storage URL is checked here so `eddy validate` reports it.
+/// Reads `checkpoints:` and `state:`, and `restart:` and `failover:` into the graph's supervision; the
+/// storage URL is checked here so `eddy validate` reports it.
 #[allow(clippy::type_complexity)]
-fn read_sections(spec: &JobSpec) -> Result<(Option<(CheckpointsSpec, StorageLocation)>, StateSpec), Diagnostics> {
+fn read_sections(
+    spec: &JobSpec,
+    graph: &mut JobGraph,
+) -> Result<(Option<(CheckpointsSpec, StorageLocation)>, StateSpec), Diagnostics> {
     let mut diags = Diagnostics::new();
+    let restart = match spec.section("restart").map(read_restart) {
+        None => default_restart(spec.section("checkpoints").is_some()),
+        Some(Ok(r)) => r,
+        Some(Err(d)) => {
+            diags.extend(d.0);
+            RestartStrategy::None
+        }
+    };
+    let failover = match spec.section("failover").map(read_failover) {
+        None => FailoverSpec::default(),
+        Some(Ok(f)) => f,
+        Some(Err(d)) => {
+            diags.extend(d.0);
+            FailoverSpec::default()
+        }
+    };
+    graph.supervision.restart = restart;
+    graph.supervision.failover = failover.mode;
+    graph.supervision.heartbeat_timeout = failover.heartbeat_timeout;
     let checkpoints = match spec.section("checkpoints").map(read_checkpoints) {
         None => None,
         Some(Err(d)) => {

@@ -45,6 +45,10 @@ struct Harness {
     watermark: i64,
     /// Every row emitted so far, rendered `a|b|c`.
     out: Vec<String>,
+    /// Every row sent to a side output so far: (side output index, row rendered `a|b|c`).
+    side: Vec<(usize, String)>,
+    /// One batch per declared side output.
+    sides: Vec<Batch>,
     late: LateCounts,
 }
 
@@ -79,23 +83,28 @@ impl Harness {
             schema: builder.output_schema(),
             watermark: i64::MIN,
             out: Vec::new(),
+            side: Vec::new(),
+            sides: builder.side_outputs().iter().map(|(_, s)| Batch::new(s.len())).collect(),
             late: LateCounts::default(),
         }
     }
 
     fn run(&mut self, port: usize, f: impl FnOnce(&mut dyn Operator, &mut Context<'_>)) {
         let mut out = Batch::new(self.schema.len());
-        let mut sides: [Batch; 0] = [];
         let late = {
-            let mut ctx =
-                Context::new(&mut out, &mut sides, self.watermark, 0).on_port(port).with_state(Some(&mut self.state));
+            let mut ctx = Context::new(&mut out, &mut self.sides, self.watermark, 0)
+                .on_port(port)
+                .with_state(Some(&mut self.state));
             f(&mut *self.op, &mut ctx);
             ctx.late_counts()
         };
         self.late.dropped += late.dropped;
         self.late.side_output += late.side_output;
-        for row in out.rows() {
-            self.out.push(row.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("|"));
+        let render = |row: eddy::api::Row<'_>| row.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("|");
+        self.out.extend(out.rows().map(render));
+        for (i, side) in self.sides.iter_mut().enumerate() {
+            self.side.extend(side.rows().map(|r| (i, render(r))));
+            side.clear();
         }
     }
 
@@ -146,7 +155,7 @@ fn sorted(rows: &[&str]) -> Vec<String> {
 fn window_join_pairs_equal_keys_of_the_same_tumbling_window_and_drops_late_records() {
     let mut h = Harness::new("window_join", "key_by: [k]\nwindow: { tumbling: 10s }");
     assert_eq!(h.field_names(), ["k", "window_start", "window_end", "lv", "left_ts", "rv", "right_ts"]);
-    assert_eq!(h.schema.event_time(), None, "no field carries the fire time");
+    assert_eq!(h.schema.event_time(), Some(2), "window_end is the output's event time");
     // Out of order within each side; key 2 has rows on both sides but in different windows, key 3 only
     // on the right.
     h.push(0, &[(1, "d", 10_000), (1, "a", 1_000), (2, "c", 5_000)]);
@@ -177,6 +186,65 @@ fn window_join_pairs_equal_keys_of_the_same_tumbling_window_and_drops_late_recor
     assert_eq!(h.state.entry_count(), 0, "every fired window's lists are cleared");
     assert_eq!(h.state.timer_count(TimeDomain::EventTime), 0);
     assert_eq!(h.state.key_count(), 1, "only the last current key stays pinned");
+}
+
+#[test]
+fn window_join_allowed_lateness_joins_late_records_once_then_sends_them_to_the_side_output() {
+    let mut h =
+        Harness::new("window_join", "key_by: [k]\nwindow: { tumbling: 10s }\nallowed_lateness: 5s\nlate_output: late");
+    h.push(0, &[(1, "a", 1_000)]);
+    h.push(1, &[(1, "x", 3_000)]);
+    h.watermark(9_999);
+    assert_eq!(h.take(), sorted(&["1|0|10000|a|1000|x|3000"]), "fires at end - 1");
+    // Within the lateness (fired at 9999, kept until 9999 + 5000): joined on arrival, new pairs only.
+    h.push(1, &[(1, "y", 8_000)]);
+    assert_eq!(h.take(), sorted(&["1|0|10000|a|1000|y|8000"]));
+    h.push(0, &[(1, "b", 2_000)]);
+    assert_eq!(h.take(), sorted(&["1|0|10000|b|2000|x|3000", "1|0|10000|b|2000|y|8000"]));
+    // A window that had no rows when it fired still takes late ones, and cleans them up.
+    h.push(0, &[(2, "c", 9_000)]);
+    h.push(1, &[(2, "z", 500)]);
+    assert_eq!(h.take(), sorted(&["2|0|10000|c|9000|z|500"]));
+    assert_eq!(h.late, LateCounts::default());
+    h.watermark(14_998);
+    assert_eq!(h.take(), Vec::<String>::new(), "no second firing");
+    h.watermark(14_999);
+    assert_eq!(h.state.entry_count(), 0, "the window is gone at end - 1 + lateness");
+    // Past the lateness: to the side output of its input, unchanged.
+    h.push(0, &[(1, "too late", 9_000)]);
+    h.push(1, &[(1, "also", 100), (1, "next window", 10_000)]);
+    assert_eq!(h.take(), Vec::<String>::new());
+    assert_eq!(h.side, [(0, "1|too late|9000".to_string()), (1, "1|also|100".to_string())]);
+    assert_eq!((h.late.dropped, h.late.side_output), (0, 2));
+    h.watermark(i64::MAX);
+    assert_eq!(h.take(), Vec::<String>::new(), "next window has no left rows");
+    assert_eq!(h.state.entry_count(), 0);
+    assert_eq!(h.state.timer_count(TimeDomain::EventTime), 0);
+}
+
+#[test]
+fn interval_join_allowed_lateness_keeps_rows_longer_and_routes_later_records() {
+    let mut h = Harness::new("interval_join", "key_by: [k]\nbetween: [0, 1s]\nallowed_lateness: 2s\nlate_output: late");
+    h.watermark(10_000);
+    // 9000 + 2s lateness > 10000: still joins.
+    h.push(0, &[(1, "L", 9_000)]);
+    h.push(1, &[(1, "R", 9_500)]);
+    assert_eq!(h.take(), sorted(&["1|L|9000|R|9500|9500"]));
+    // 7999 + 2s <= 10000: late, on either side.
+    h.push(0, &[(1, "old", 7_999)]);
+    h.push(1, &[(1, "older", 8_000)]);
+    assert_eq!(h.side, [(0, "1|old|7999".to_string()), (1, "1|older|8000".to_string())]);
+    assert_eq!((h.late.dropped, h.late.side_output), (0, 2));
+    // L's partners can come until 9000 + 1s, plus the lateness: at watermark 11999 a right row at 10000
+    // (10000 + 2s > 11999) still meets it.
+    h.watermark(11_999);
+    h.push(1, &[(1, "R2", 10_000)]);
+    assert_eq!(h.take(), sorted(&["1|L|9000|R2|10000|10000"]));
+    h.watermark(12_000);
+    h.push(1, &[(1, "R3", 10_001)]);
+    assert_eq!(h.take(), Vec::<String>::new(), "L is gone at 9000 + 1s + 2s");
+    h.watermark(i64::MAX);
+    assert_eq!(h.state.entry_count(), 0);
 }
 
 #[test]
@@ -366,6 +434,61 @@ fn window_join_job_at_parallelism_1_and_2() {
         let (yaml, out) = two_file_job(&dir, p, LEFT, RIGHT, join);
         run_yaml(&yaml, &[]);
         assert_eq!(rendered(&out), expected, "p={p}");
+    }
+}
+
+#[test]
+fn a_window_downstream_of_a_window_join_uses_window_end_as_event_time() {
+    // The 13 pairs of `window_join_job_at_parallelism_1_and_2`: 7 with window_end 10 s, 6 with 20 s. A
+    // 10 s tumbling window over the join's output puts them in [10 s, 20 s) and [20 s, 30 s).
+    let join =
+        "    type: window_join\n    inputs: [lefts, rights]\n    config: { key_by: [k], window: { tumbling: 10s } }\n  \
+         per: { type: window, parallelism: 1, inputs: [j], config: { window: { tumbling: 10s }, aggregate: { pairs: \"count(*)\" } } }";
+    for p in [1, 2] {
+        let dir = temp_dir("window-join-window");
+        let (yaml, out) = two_file_job(&dir, p, LEFT, RIGHT, join);
+        run_yaml(&yaml.replace("inputs: [j], parallelism: 1", "inputs: [per], parallelism: 1"), &[]);
+        assert_eq!(
+            rendered(&out),
+            [
+                line(&[("window_start", "20000".into()), ("window_end", "30000".into()), ("pairs", "6".into())]),
+                line(&[("window_start", "10000".into()), ("window_end", "20000".into()), ("pairs", "7".into())]),
+            ],
+            "p={p}"
+        );
+    }
+}
+
+#[test]
+fn late_join_records_reach_a_sink_through_the_side_outputs() {
+    // Rows without a time are late at any parallelism: with `late_output` they reach the sinks reading
+    // `j.late_left` and `j.late_right`, unchanged, and count as side-output late records.
+    let left = &["1,a,1000", "1,no time,"];
+    let right = &["1000,x,1", ",right no time,2"];
+    for join in [
+        "    type: window_join\n    inputs: [lefts, rights]\n    config: { key_by: [k], window: { tumbling: 10s }, late_output: late }",
+        "    type: interval_join\n    inputs: [lefts, rights]\n    config: { key_by: [k], between: [-1s, 1s], late_output: late }",
+    ] {
+        for p in [1, 2] {
+            let dir = temp_dir("join-late-output");
+            let (yaml, out) = two_file_job(&dir, p, left, right, join);
+            let (ll, lr) = (dir.join("late_left.jsonl"), dir.join("late_right.jsonl"));
+            let yaml = format!(
+                "{yaml}  ll: {{ type: file, inputs: [j.late_left], parallelism: 1, config: {{ path: {} }} }}\n  \
+                 lr: {{ type: file, inputs: [j.late_right], parallelism: 1, config: {{ path: {} }} }}\n",
+                ll.display(),
+                lr.display()
+            );
+            let registry = eddy::builtin_registry();
+            let job = eddy::job::prepare_str("t.yaml", &yaml, &[], &registry).unwrap_or_else(|r| panic!("{r}"));
+            let handle = job.handle();
+            job.run_with(&handle).unwrap_or_else(|e| panic!("{e}"));
+            let j = handle.metrics().snapshot().node("j").expect("node j").total();
+            assert_eq!((j.late_records_dropped, j.late_records_side_output), (0, 2), "p={p}: {join}");
+            assert_eq!(read_lines(&out).len(), 1, "p={p}: {join}");
+            assert_eq!(rendered(&ll), [line(&[("k", "1".into()), ("lv", "no time".into()), ("ts", "null".into())])]);
+            assert_eq!(rendered(&lr), [line(&[("k", "2".into()), ("rv", "right no time".into()), ("ts", "null".into())])]);
+        }
     }
 }
 

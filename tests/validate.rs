@@ -47,8 +47,13 @@ fn broken_topologies_report_every_problem_with_its_location() {
 
 #[test]
 fn the_examples_validate() {
-    for ex in ["examples/quickstart.yaml", "examples/wordcount.yaml", "examples/generator.yaml", "examples/joins.yaml"]
-    {
+    for ex in [
+        "examples/quickstart.yaml",
+        "examples/wordcount.yaml",
+        "examples/generator.yaml",
+        "examples/joins.yaml",
+        "examples/time.yaml",
+    ] {
         let (code, stdout, stderr) = eddy(&["validate", ex]);
         assert_eq!(code, 0, "{ex}: {stderr}");
         assert!(stdout.contains(": ok"), "{stdout}");

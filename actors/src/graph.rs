@@ -36,18 +36,9 @@ impl Partitioning {
     }
 }
 
-/// How a source derives watermarks from the event-time field of its records.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct EventTimeSpec {
-    /// Position of the timestamp field in the source's records.
-    pub field: usize,
-    /// Bound on disorder: the watermark trails the largest timestamp seen by this much (plus 1 ms).
-    pub max_out_of_orderness: Duration,
-    /// A split silent for this long is marked idle and stops holding the watermark back.
-    pub idle_timeout: Option<Duration>,
-    /// How often watermarks are emitted; zero emits after every batch (punctuated).
-    pub interval: Duration,
-}
+/// How a task derives watermarks from the event-time field of its records (a source's `event_time`, or
+/// the head operator's [`OperatorBuilder::watermarks`](eddy_api::OperatorBuilder::watermarks)).
+pub type EventTimeSpec = eddy_api::WatermarkStrategy;
 
 /// What starts a chain.
 #[derive(Clone)]

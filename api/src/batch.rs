@@ -170,6 +170,16 @@ impl Batch {
         self.open = 0;
     }
 
+    /// Removes the last complete row, if any (its string bytes stay in the arena until the batch is
+    /// cleared).
+    pub fn pop_row(&mut self) {
+        debug_assert_eq!(self.open, 0, "pop_row with a half-written row");
+        if self.rows > 0 && self.open == 0 {
+            self.rows -= 1;
+            self.slots.truncate(self.rows * self.width);
+        }
+    }
+
     /// Moves the rows out, leaving an empty batch with the same width and capacity behind, so the next
     /// batch is filled without regrowing its buffers.
     pub fn take(&mut self) -> Batch {

@@ -25,6 +25,7 @@ pub mod state;
 pub mod testing;
 pub mod time;
 pub mod value;
+pub mod watermark;
 
 pub use batch::{Batch, Row};
 pub use config::{ConfigValue, Span, Spanned};
@@ -39,3 +40,4 @@ pub use sink::{Sink, SinkBuilder};
 pub use source::{Source, SourceBuilder, SourcePoll};
 pub use state::{HeapBackend, StateBackend};
 pub use value::{Datum, OwnedDatum};
+pub use watermark::WatermarkStrategy;

@@ -303,6 +303,15 @@ pub trait OperatorBuilder: Send + Sync + 'static {
         None
     }
 
+    /// Watermarks generated from the records entering this operator, replacing the upstream ones
+    /// (Flink's `assignTimestampsAndWatermarks` mid-stream); the field is a position in its input (and
+    /// output) records. The planner starts a chain at such an operator, so its task derives the
+    /// watermark from the data it receives and ignores the watermarks from upstream (except the end of
+    /// input). `None` (default): watermarks pass through.
+    fn watermarks(&self) -> Option<crate::WatermarkStrategy> {
+        None
+    }
+
     /// Creates the instance for one subtask.
     fn build(&self, task: &TaskInfo) -> Result<Box<dyn Operator>>;
 }

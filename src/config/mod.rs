@@ -5,6 +5,7 @@
 //! [`JobSpec`] ([`model`]). Any problem along the way comes back as a [`Report`] that prints like a
 //! compiler error ([`report`]).
 pub mod checkpoints;
+pub mod failover;
 pub mod model;
 pub mod overrides;
 pub mod report;

@@ -200,6 +200,21 @@ fn at(value: &ConfigValue, key: &str) -> eddy_api::Span {
     value.get(key).map_or(value.span, |v| v.span)
 }
 
+/// The strategy of a job without `restart:`: as in Flink, a job that checkpoints restarts with an
+/// exponential delay (the defaults of `restart: exponential-delay`); one that does not, never.
+pub fn default_restart(checkpoints: bool) -> RestartStrategy {
+    if !checkpoints {
+        return RestartStrategy::None;
+    }
+    RestartStrategy::ExponentialDelay {
+        initial: SECOND,
+        max: 5 * MINUTE,
+        multiplier: 2.0,
+        jitter: 0.1,
+        reset_after: 60 * MINUTE,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

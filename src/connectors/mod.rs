@@ -9,6 +9,7 @@ pub mod blackhole;
 mod encode;
 pub mod file;
 pub mod generator;
+pub mod ingestion;
 mod schema_spec;
 pub mod stdout;
 

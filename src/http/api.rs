@@ -307,7 +307,26 @@ async fn exceptions(state: Data) -> HttpResponse {
             })
         })
         .collect();
-    json_response(StatusCode::OK, json!({ "job": s.job, "restarts": s.restarts, "failures": failures }))
+    let recoveries: Vec<Value> = s
+        .recoveries
+        .iter()
+        .map(|r| {
+            json!({
+                "attempt": r.attempt,
+                "failed_at": r.failed_ms,
+                "node": r.node,
+                "subtask": r.subtask,
+                "cause": r.cause,
+                "tasks_restarted": r.tasks,
+                "checkpoint_restored": r.checkpoint,
+                "recovered_after_ms": r.recovered_after_ms,
+            })
+        })
+        .collect();
+    json_response(
+        StatusCode::OK,
+        json!({ "job": s.job, "restarts": s.restarts, "failures": failures, "recoveries": recoveries }),
+    )
 }
 
 fn control(state: &Data, result: Result<JobState, ControlError>, extra: Value) -> HttpResponse {

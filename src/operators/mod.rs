@@ -11,6 +11,7 @@ pub mod join;
 pub mod key_by;
 pub mod map;
 pub mod union;
+pub mod watermark;
 pub mod window;
 
 /// Registers every built-in operator.
@@ -23,6 +24,7 @@ pub fn register(registry: &mut Registry) {
         .operator("union", union::plan)
         .operator("aggregate", aggregate::plan)
         .operator("window", window::plan)
+        .operator("watermark", watermark::plan)
         .operator("window_join", join::window_join::plan)
         .operator("interval_join", join::interval_join::plan);
 }

@@ -1,15 +1,13 @@
 //! The logical plan: nodes in topological order, each planned by its factory with known input schemas.
+use super::event_time::event_time;
 use crate::config::{JobSpec, NodeSpec, Partition};
 use eddy_actors::EventTimeSpec;
-use eddy_api::config::{from_config, ConfigDuration};
 use eddy_api::operator::InputPartitioning;
 use eddy_api::registry::{InputInfo, NodeKind, PlanContext};
-use eddy_api::{DataType, Spanned};
+use eddy_api::Spanned;
 use eddy_api::{Diagnostic, Diagnostics, OperatorBuilder, Registry, SchemaRef, SinkBuilder, SourceBuilder, Span};
-use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// What a node's factory produced.
 #[derive(Clone)]
@@ -30,26 +28,6 @@ pub struct InputRef {
     /// `None` for its main output, `Some(i)` for its side output `i`.
     pub side: Option<usize>,
 }
-
-/// `event_time:` of a source node.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EventTimeConfig {
-    /// The timestamp field (type `timestamp_ms` or `int`, milliseconds).
-    field: Spanned<String>,
-    /// How late a record may be relative to the largest timestamp seen (default 0).
-    #[serde(default)]
-    max_out_of_orderness: ConfigDuration,
-    /// Mark a silent split idle after this long, so it does not hold the watermark back.
-    #[serde(default)]
-    idle_timeout: Option<ConfigDuration>,
-    /// How often watermarks are emitted (default 200ms); `0` emits after every batch (punctuated).
-    #[serde(default)]
-    watermark_interval: Option<ConfigDuration>,
-}
-
-/// Default period of watermark emission, as in Flink.
-pub const DEFAULT_WATERMARK_INTERVAL: Duration = Duration::from_millis(200);
 
 /// A planned node.
 #[derive(Clone)]
@@ -116,6 +94,7 @@ pub fn plan(spec: &JobSpec, registry: &Registry) -> Result<LogicalPlan, Diagnost
             );
         }
     }
+    let job_time = super::event_time::job_time(spec, &mut diags);
     let index: HashMap<&str, usize> = spec.nodes.iter().enumerate().map(|(i, n)| (n.name.value.as_str(), i)).collect();
     let (refs, unresolved) = resolve_inputs(spec, &index, &mut diags);
     let inputs: Vec<Vec<usize>> = refs.iter().map(|r| r.iter().map(|(u, _)| *u).collect()).collect();
@@ -152,13 +131,13 @@ pub fn plan(spec: &JobSpec, registry: &Registry) -> Result<LogicalPlan, Diagnost
             NodeKind::Sink => registry.plan_sink(&node.type_name, &node.config, &ctx).map(Planned::Sink),
         };
         match result {
-            Ok(p) => {
+            Ok(mut p) => {
                 if let Planned::Operator(b) = &p {
                     keys[i] = b.output_key();
                 }
                 let parallelism = final_parallelism(node, &p, parallelism, &mut diags);
                 check_partition(node, &p, parallelism, &inputs[i], &planned, &mut diags);
-                let (event_time, schema_override) = match event_time(node, &p, &mut diags) {
+                let (event_time, schema_override) = match event_time(node, &mut p, job_time, &mut diags) {
                     Some((spec, schema)) => (Some(spec), Some(schema)),
                     None => (None, None),
                 };
@@ -249,53 +228,6 @@ fn resolve_output(
             None
         }
     }
-}
-
-/// Parses `event_time:` of a source and checks its field; returns the watermark spec and the source's
-/// schema with the field marked as event time.
-fn event_time(node: &NodeSpec, p: &Planned, diags: &mut Diagnostics) -> Option<(EventTimeSpec, SchemaRef)> {
-    let (key, value) = node.extra.iter().find(|(k, _)| k.value == "event_time")?;
-    let Planned::Source(builder) = p else {
-        diags.push(
-            Diagnostic::at(key.span, format!("`event_time` is set on sources; `{}` is not one", node.name.value))
-                .with_hint("declare event time where the records enter the job"),
-        );
-        return None;
-    };
-    let cfg: EventTimeConfig = match from_config(value) {
-        Ok(c) => c,
-        Err(mut d) => {
-            d.message = format!("`event_time`: {}", d.message);
-            diags.push(d);
-            return None;
-        }
-    };
-    let schema = builder.output_schema();
-    let Some(field) = schema.index_of(&cfg.field) else {
-        diags.push(
-            Diagnostic::at(
-                cfg.field.span,
-                format!("event_time: unknown field `{}`; the source has {schema}", cfg.field.value),
-            )
-            .did_you_mean(&cfg.field, schema.names()),
-        );
-        return None;
-    };
-    let ty = schema.fields()[field].data_type;
-    if !matches!(ty, DataType::Timestamp | DataType::Int) {
-        diags.push(Diagnostic::at(
-            cfg.field.span,
-            format!("event_time: `{}` is {ty}; it must be a timestamp_ms or an int of milliseconds", cfg.field.value),
-        ));
-        return None;
-    }
-    let spec = EventTimeSpec {
-        field,
-        max_out_of_orderness: cfg.max_out_of_orderness.0,
-        idle_timeout: cfg.idle_timeout.map(|d| d.0).filter(|d| !d.is_zero()),
-        interval: cfg.watermark_interval.map_or(DEFAULT_WATERMARK_INTERVAL, |d| d.0),
-    };
-    Some((spec, Arc::new(schema.as_ref().clone().with_event_time(Some(field)))))
 }
 
 /// An explicit `partition:` must fit the node: not on keyed operators, `forward` only between equal

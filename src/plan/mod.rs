@@ -4,6 +4,7 @@
 //! against its input schemas, collecting all problems at once. [`physical::build`] expands that into
 //! the runtime's [`JobGraph`](eddy_actors::JobGraph): routing nodes (`key_by`, `union`) become edge
 //! partitionings and forward-connected nodes of equal parallelism are chained into one task.
+pub mod event_time;
 pub mod explain;
 pub mod logical;
 pub mod physical;

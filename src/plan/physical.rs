@@ -97,8 +97,13 @@ pub fn build(plan: &LogicalPlan, settings: &Settings) -> JobGraph {
                 InputPartitioning::Any => Partitioning::Rebalance,
             })
             .collect();
+        // An operator that assigns watermarks heads its own chain: its task replaces the watermarks from
+        // upstream with ones generated from the records it receives.
+        let assigns_watermarks = matches!(&node.planned, Planned::Operator(b) if b.watermarks().is_some());
         let chain_to = match (&inputs[i][..], &partitionings[..]) {
-            ([only], [Partitioning::Forward]) if only.side.is_none() && consumers[only.from] == 1 => {
+            ([only], [Partitioning::Forward])
+                if only.side.is_none() && consumers[only.from] == 1 && !assigns_watermarks =>
+            {
                 vertex_of[only.from]
             }
             _ => None,

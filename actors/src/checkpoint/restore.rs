@@ -134,3 +134,23 @@ impl RestoredCheckpoint {
         Ok(dropped)
     }
 }
+
+/// Reads back the checkpoint described by `meta` (which this job completed) for a restart: every task
+/// file, checksummed and decoded on the blocking pool. Errors name the file.
+pub async fn read_completed(
+    store: std::sync::Arc<dyn super::CheckpointStore>,
+    meta: &CheckpointMetadata,
+) -> Result<RestoredCheckpoint, String> {
+    let dir = super::checkpoint_dir(meta.id, meta.savepoint);
+    let mut files = Vec::with_capacity(meta.tasks.len());
+    for task in &meta.tasks {
+        let path = format!("{dir}/{}", task.path);
+        let bytes = store.read(path.clone()).await.map_err(|e| e.to_string())?;
+        let (id, name) = (meta.id, path.clone());
+        let decoded = tokio::task::spawn_blocking(move || super::format::decode_task_file(&bytes, &name, id))
+            .await
+            .map_err(|e| format!("{path}: decoding failed: {e}"))?;
+        files.push(decoded.map_err(|e| e.to_string())?);
+    }
+    Ok(RestoredCheckpoint::new(format!("{}/{dir}", store.describe()), meta, files))
+}

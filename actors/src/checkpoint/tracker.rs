@@ -158,6 +158,17 @@ impl Tracker {
         }
     }
 
+    /// Aborts every checkpoint in flight because tasks are restarting (they can never complete); unlike a
+    /// failure this does not count against `tolerable_failures`. Returns their ids.
+    pub fn abort_all(&mut self, now_ms: u64) -> Vec<(u64, bool)> {
+        let aborted: Vec<(u64, bool)> = self.pending.values().map(|p| (p.id, p.savepoint)).collect();
+        self.pending.clear();
+        if !aborted.is_empty() {
+            self.last_end_ms = Some(now_ms);
+        }
+        aborted
+    }
+
     /// Checkpoints that have timed out by `now_ms` (still pending: call [`failed`](Self::failed)).
     pub fn timed_out(&self, now_ms: u64) -> Vec<u64> {
         self.pending
@@ -205,6 +216,20 @@ mod tests {
         assert!(!t.may_trigger(120), "min pause after the end");
         assert!(t.may_trigger(150));
         assert!(matches!(t.ack(id, 1, file(1)), AckOutcome::Stale));
+    }
+
+    #[test]
+    fn a_restart_aborts_what_is_in_flight_without_counting_a_failure() {
+        let mut t = Tracker::new(limits(), 1, 1);
+        let a = t.trigger(0, false, false);
+        assert_eq!(t.abort_all(10), vec![(a, false)]);
+        assert!(!t.is_pending(a));
+        assert!(matches!(t.ack(a, 0, file(0)), AckOutcome::Stale), "a late ack of an aborted one is stale");
+        // Two real failures are still tolerated (the abort did not count).
+        for now in [200, 400] {
+            let id = t.trigger(now, false, false);
+            assert!(matches!(t.failed(id, now + 1), FailureVerdict::Tolerated(_)));
+        }
     }
 
     #[test]

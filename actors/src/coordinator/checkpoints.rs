@@ -29,6 +29,10 @@ impl Coordinator {
         if self.done.is_none() || cp.final_triggered || cp.stop_after.is_some() || self.stopping {
             return;
         }
+        // Not while tasks are being restarted: they could not take part.
+        if self.failover.recovering() {
+            return;
+        }
         if cp.tracker.may_trigger(cp.now()) {
             self.trigger(ctx, false, false);
         }
@@ -41,7 +45,7 @@ impl Coordinator {
         let id = cp.tracker.trigger(now, savepoint, last);
         let barrier = CheckpointBarrier { id, savepoint };
         for (i, t) in self.tasks.iter().enumerate() {
-            if last || cp.sources[i] || cp.finished[i] {
+            if let Some(t) = t.as_ref().filter(|_| last || self.slots[i].source || cp.finished[i]) {
                 t.do_send(TriggerCheckpoint(barrier));
             }
         }
@@ -56,13 +60,12 @@ impl Coordinator {
 
     /// A task finished its input: with checkpoints it waits for the final checkpoint, and it still owes
     /// acknowledgements for checkpoints whose barrier it will never see.
-    pub(super) fn task_finished(&mut self, ctx: &mut Context<Self>, task: TaskId) {
+    pub(super) fn task_finished(&mut self, ctx: &mut Context<Self>, i: usize) {
         let Some(cp) = self.checkpoints.as_mut() else { return };
-        let Some(&i) = cp.index.get(&task) else { return };
         cp.finished[i] = true;
-        for p in cp.tracker.pending() {
-            if !p.acked_by(i) {
-                self.tasks[i].do_send(TriggerCheckpoint(CheckpointBarrier { id: p.id, savepoint: p.savepoint }));
+        if let Some(t) = &self.tasks[i] {
+            for p in cp.tracker.pending().filter(|p| !p.acked_by(i)) {
+                t.do_send(TriggerCheckpoint(CheckpointBarrier { id: p.id, savepoint: p.savepoint }));
             }
         }
         if cp.finished.iter().all(|f| *f) && !cp.final_triggered {
@@ -71,9 +74,14 @@ impl Coordinator {
         }
     }
 
-    pub(super) fn task_acked(&mut self, ctx: &mut Context<Self>, task: TaskId, checkpoint: u64, file: TaskFile) {
+    pub(super) fn task_acked(&mut self, ctx: &mut Context<Self>, i: usize, checkpoint: u64, file: TaskFile) {
+        if let Some(faults) = &self.graph.supervision.faults {
+            let node = self.graph.vertices[self.slots[i].id.vertex].display_name();
+            if faults.drop_ack(&node, self.slots[i].id.subtask, checkpoint) {
+                return;
+            }
+        }
         let Some(cp) = self.checkpoints.as_mut() else { return };
-        let Some(&i) = cp.index.get(&task) else { return };
         if let AckOutcome::AllAcked(p) = cp.tracker.ack(checkpoint, i, file) {
             self.commit_metadata(ctx, p);
         }
@@ -117,6 +125,9 @@ impl Coordinator {
         let Some(cp) = self.checkpoints.as_mut() else { return };
         let now = cp.now();
         let subsumed = cp.tracker.completed(meta.id, now);
+        if cp.latest.as_ref().is_none_or(|l| l.id < meta.id) {
+            cp.latest = Some(meta.clone());
+        }
         let location = format!("{}/{}", cp.config.store.describe(), checkpoint_dir(meta.id, meta.savepoint));
         info!(checkpoint = meta.id, savepoint = meta.savepoint, size = meta.size(), ms = meta.duration_ms, %location,
             "checkpoint complete");
@@ -139,7 +150,7 @@ impl Coordinator {
             }
         });
         // Notify before deleting anything: a sink commits what the checkpoint covers.
-        for t in &self.tasks {
+        for t in self.tasks.iter().flatten() {
             t.do_send(CheckpointComplete { id: meta.id, last });
         }
         let mut victims: Vec<String> = subsumed.iter().map(|id| checkpoint_dir(*id, false)).collect();
@@ -226,10 +237,11 @@ impl Coordinator {
     }
 
     /// After the final checkpoint, tasks commit and close; the job ends when all have.
-    pub(super) fn task_closed(&mut self, ctx: &mut Context<Self>) {
+    pub(super) fn task_closed(&mut self, ctx: &mut Context<Self>, i: usize) {
         let Some(cp) = self.checkpoints.as_mut() else { return };
-        cp.closed += 1;
-        if cp.closed == self.tasks.len() {
+        cp.closed[i] = true;
+        self.tasks[i] = None;
+        if cp.closed.iter().all(|c| *c) {
             let summary: JobSummary = self.summary(self.stopping);
             self.complete(ctx, Ok(summary));
         }

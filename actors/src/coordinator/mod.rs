@@ -8,17 +8,19 @@
 //! job (the web server, the progress bar), and carries their actions back to the coordinator as
 //! [`Control`] messages.
 mod checkpoints;
+mod failover;
+mod heartbeat;
 
 use crate::checkpoint::tracker::{Limits, Tracker};
-use crate::checkpoint::{CheckpointConfig, CheckpointMode, RestoredCheckpoint};
+use crate::checkpoint::{CheckpointConfig, CheckpointMetadata, CheckpointMode, RestoredCheckpoint};
+use crate::faults::FaultyStore;
 use crate::graph::{Head, JobGraph, Partitioning};
 use crate::metrics::{JobMetrics, NodeTotals};
 use crate::output::OutputWriter;
-use crate::task::{Cancel, StopSource, TaskActor, TaskCheckpointing, TaskEvent, TaskId, TaskSetup};
+use crate::task::{Cancel, StopSource, TaskActor, TaskCheckpointing, TaskEvent, TaskEventKind, TaskId, TaskSetup};
 use actix::prelude::*;
 use actix_rt::{Arbiter, ArbiterHandle};
 use eddy_api::StreamElement;
-use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -526,35 +528,50 @@ pub struct Coordinator {
     graph: JobGraph,
     handle: JobHandle,
     arbiters: Vec<ArbiterHandle>,
-    tasks: Vec<Addr<TaskActor>>,
-    running: usize,
+    /// The running task actors, by task index ([`Coordinator::index_of`]); `None` while restarting.
+    tasks: Vec<Option<Addr<TaskActor>>>,
+    /// Per task: its id, the attempt it runs in, and whether it has finished (without checkpoints).
+    slots: Vec<Slot>,
     started: Instant,
     done: Option<oneshot::Sender<Result<JobSummary, JobError>>>,
     /// A graceful stop was asked for: the job ends as stopped once every task has drained.
     stopping: bool,
     /// Checkpointing: the config, the bookkeeping, and the state of the tasks.
     checkpoints: Option<Checkpoints>,
-    restore: Option<Arc<RestoredCheckpoint>>,
+    /// Restart strategy, regions and recoveries in flight.
+    failover: failover::Failover,
+    heartbeats: heartbeat::Heartbeats,
+    /// Worker threads declared stuck: `run_job` must not wait for them to end.
+    stuck_threads: Option<Arc<Mutex<Vec<usize>>>>,
+}
+
+/// What the coordinator knows of one task.
+struct Slot {
+    id: TaskId,
+    /// The attempt the task runs in; reports of other attempts are dropped.
+    epoch: u64,
+    /// Reported `Finished` (jobs without checkpoints end when every task has).
+    finished: bool,
+    /// Runs a source (it injects barriers).
+    source: bool,
 }
 
 /// The coordinator's checkpoint side.
 struct Checkpoints {
     config: CheckpointConfig,
     tracker: Tracker,
-    /// Tasks by position in `Coordinator::tasks`.
-    index: HashMap<TaskId, usize>,
-    /// Which tasks run a source (they inject barriers).
-    sources: Vec<bool>,
     /// Which tasks have reported `Finished` (they snapshot on a direct trigger).
     finished: Vec<bool>,
     /// Tasks closed after the final checkpoint.
-    closed: usize,
+    closed: Vec<bool>,
     /// The final checkpoint has been triggered and not failed.
     final_triggered: bool,
     /// Stop the job once this savepoint completes.
     stop_after: Option<u64>,
     /// Completed periodic checkpoints still kept, oldest first (retention deletes beyond `retain`).
     retained: Vec<u64>,
+    /// The newest completed checkpoint or savepoint: what a restart restores.
+    latest: Option<CheckpointMetadata>,
     /// Monotonic origin of the tracker's clock.
     origin: Instant,
 }
@@ -567,27 +584,59 @@ impl Checkpoints {
 
 impl Coordinator {
     fn new(
-        graph: JobGraph,
+        mut graph: JobGraph,
         handle: JobHandle,
         arbiters: Vec<ArbiterHandle>,
         done: oneshot::Sender<Result<JobSummary, JobError>>,
     ) -> Self {
+        // Chaos runs: the injector decides which checkpoint-store writes fail.
+        if let (Some(cp), Some(faults)) = (graph.checkpoints.as_mut(), graph.supervision.faults.clone()) {
+            cp.store = Arc::new(FaultyStore::new(cp.store.clone(), faults));
+        }
+        let mut slots = Vec::new();
+        for v in &graph.vertices {
+            for subtask in 0..v.parallelism {
+                slots.push(Slot {
+                    id: TaskId { vertex: v.id, subtask },
+                    epoch: 0,
+                    finished: false,
+                    source: matches!(v.head, Head::Source { .. }),
+                });
+            }
+        }
         Coordinator {
             handle,
             arbiters,
-            tasks: Vec::new(),
-            running: 0,
+            tasks: slots.iter().map(|_| None).collect(),
+            slots,
             started: Instant::now(),
             done: Some(done),
             stopping: false,
             checkpoints: None,
-            restore: graph.restore.clone(),
+            failover: failover::Failover::new(&graph),
+            heartbeats: heartbeat::Heartbeats::default(),
+            stuck_threads: None,
             graph,
         }
     }
 
-    /// Creates the bounded channels and starts one task actor per subtask, spread over the arbiters.
-    fn deploy(&mut self, me: Recipient<TaskEvent>) {
+    /// The position of a task in `tasks` and `slots`: vertices in order, then subtasks.
+    fn index_of(&self, task: TaskId) -> Option<usize> {
+        let base: usize = self.graph.vertices.iter().take(task.vertex).map(|v| v.parallelism).sum();
+        let v = self.graph.vertices.get(task.vertex)?;
+        (task.subtask < v.parallelism).then_some(base + task.subtask)
+    }
+
+    /// Creates the bounded channels between the tasks of the `selected` vertices and starts one task
+    /// actor per subtask, spread over the arbiters. Every edge of a selected vertex must lead to another
+    /// selected one (a whole job or whole pipelined regions).
+    /// Returns the number of tasks started.
+    fn deploy(
+        &mut self,
+        me: Recipient<TaskEvent>,
+        selected: &[bool],
+        restore: Option<Arc<RestoredCheckpoint>>,
+    ) -> usize {
         let g = &self.graph;
         let metrics = self.handle.metrics().clone();
         type Senders = Vec<Vec<Sender<StreamElement>>>; // per output edge, per target
@@ -596,7 +645,7 @@ impl Coordinator {
         type Inputs = Vec<(Receiver<StreamElement>, usize)>; // per input channel: receiver, input port
         let mut ins: Vec<Vec<Inputs>> =
             g.vertices.iter().map(|v| (0..v.parallelism).map(|_| Vec::new()).collect()).collect();
-        for e in &g.edges {
+        for e in g.edges.iter().filter(|e| selected[e.from] && selected[e.to]) {
             let (pa, pb) = (g.vertices[e.from].parallelism, g.vertices[e.to].parallelism);
             for (i, out) in outs[e.from].iter_mut().enumerate() {
                 let mut senders = Vec::new();
@@ -611,8 +660,8 @@ impl Coordinator {
             }
         }
         let mut n = 0;
-        let mut task_ids = Vec::new();
-        for v in &g.vertices {
+        let mut started = Vec::new();
+        for v in g.vertices.iter().filter(|v| selected[v.id]) {
             let edges: Vec<_> = g.outputs_of(v.id).map(|(_, e)| (e.partitioning.clone(), e.side)).collect();
             for subtask in (0..v.parallelism).rev() {
                 let senders = outs[v.id].pop().unwrap_or_default();
@@ -624,8 +673,10 @@ impl Coordinator {
                             .on_side(*side)
                     })
                     .collect();
+                let id = TaskId { vertex: v.id, subtask };
+                let Some(index) = self.index_of(id) else { continue };
                 let setup = TaskSetup {
-                    id: TaskId { vertex: v.id, subtask },
+                    id,
                     job: g.job.clone(),
                     vertex: v.clone(),
                     max_parallelism: g.max_parallelism,
@@ -639,40 +690,52 @@ impl Coordinator {
                         store: c.store.clone(),
                         align: c.mode == CheckpointMode::ExactlyOnce,
                     }),
-                    restore: self.restore.clone(),
+                    restore: restore.clone(),
                     state_backend: g.state_backend.clone(),
+                    epoch: self.slots[index].epoch,
+                    faults: g.supervision.faults.clone(),
                 };
                 // Round robin over all tasks: each thread gets a share of every vertex (sources included).
-                let arbiter = &self.arbiters[n % self.arbiters.len()];
-                let addr = TaskActor::start_in_arbiter(arbiter, move |_| TaskActor::new(setup));
-                self.tasks.push(addr);
-                task_ids.push((TaskId { vertex: v.id, subtask }, matches!(v.head, Head::Source { .. })));
+                let arbiter = &self.arbiters[index % self.arbiters.len()];
+                started.push((index, TaskActor::start_in_arbiter(arbiter, move |_| TaskActor::new(setup))));
                 n += 1;
             }
         }
-        self.running = n;
-        if let Some(config) = g.checkpoints.clone() {
-            let limits = Limits {
-                timeout_ms: u64::try_from(config.timeout.as_millis()).unwrap_or(u64::MAX),
-                max_concurrent: config.max_concurrent,
-                min_pause_ms: u64::try_from(config.min_pause.as_millis()).unwrap_or(u64::MAX),
-                tolerable_failures: config.tolerable_failures,
-            };
-            let first = g.first_checkpoint_id.max(self.restore.as_ref().map_or(1, |r| r.id + 1));
-            self.checkpoints = Some(Checkpoints {
-                tracker: Tracker::new(limits, n, first),
-                index: task_ids.iter().enumerate().map(|(i, (id, _))| (*id, i)).collect(),
-                sources: task_ids.iter().map(|(_, s)| *s).collect(),
-                finished: vec![false; n],
-                closed: 0,
-                final_triggered: false,
-                stop_after: None,
-                retained: Vec::new(),
-                origin: Instant::now(),
-                config,
-            });
+        for (index, addr) in started {
+            self.slots[index].finished = false;
+            self.tasks[index] = Some(addr);
         }
-        info!(tasks = n, threads = self.arbiters.len(), "job deployed");
+        n
+    }
+
+    /// Sets up the checkpoint bookkeeping (once, before the first deployment).
+    fn setup_checkpoints(&mut self) {
+        let Some(config) = self.graph.checkpoints.clone() else { return };
+        let n = self.slots.len();
+        let limits = Limits {
+            timeout_ms: u64::try_from(config.timeout.as_millis()).unwrap_or(u64::MAX),
+            max_concurrent: config.max_concurrent,
+            min_pause_ms: u64::try_from(config.min_pause.as_millis()).unwrap_or(u64::MAX),
+            tolerable_failures: config.tolerable_failures,
+        };
+        let restored = self.graph.restore.as_ref().map_or(1, |r| r.id + 1);
+        let first = self.graph.first_checkpoint_id.max(restored);
+        self.checkpoints = Some(Checkpoints {
+            tracker: Tracker::new(limits, n, first),
+            finished: vec![false; n],
+            closed: vec![false; n],
+            final_triggered: false,
+            stop_after: None,
+            retained: Vec::new(),
+            latest: None,
+            origin: Instant::now(),
+            config,
+        });
+    }
+
+    /// The live task actors.
+    fn live_tasks(&self) -> impl Iterator<Item = &Addr<TaskActor>> {
+        self.tasks.iter().flatten()
     }
 
     /// Ends the job: records the final state and hands the result to `run_job`.
@@ -691,6 +754,9 @@ impl Coordinator {
             s.wall = Some(wall);
             s.message = message;
         });
+        for spare in self.heartbeats.spares.drain(..) {
+            spare.stop();
+        }
         if let Some(done) = self.done.take() {
             let _ = done.send(result);
         }
@@ -698,7 +764,7 @@ impl Coordinator {
     }
 
     fn cancel_tasks(&self) {
-        for t in &self.tasks {
+        for t in self.live_tasks() {
             t.do_send(Cancel);
         }
     }
@@ -725,14 +791,19 @@ impl Actor for Coordinator {
             }
             s.started_ms = Some(now_ms());
         });
-        if let Some(r) = &self.restore {
+        let restore = self.graph.restore.clone();
+        if let Some(r) = &restore {
             let from = r.location.clone();
             info!(checkpoint = r.id, %from, "restoring");
             self.handle.update(|s| s.checkpoints.restored_from = Some(from));
         }
-        self.deploy(ctx.address().recipient());
+        self.setup_checkpoints();
+        let all = vec![true; self.graph.vertices.len()];
+        let n = self.deploy(ctx.address().recipient(), &all, restore);
+        info!(tasks = n, threads = self.arbiters.len(), "job deployed");
         self.start_checkpointing(ctx);
-        if self.running == 0 {
+        self.start_heartbeats(ctx);
+        if self.slots.is_empty() {
             let summary = self.summary(false);
             self.complete(ctx, Ok(summary));
         } else if let Some(action) = pending {
@@ -745,38 +816,26 @@ impl Handler<TaskEvent> for Coordinator {
     type Result = ();
 
     fn handle(&mut self, ev: TaskEvent, ctx: &mut Context<Self>) {
-        match ev {
-            TaskEvent::Finished(task) if self.checkpoints.is_some() => self.task_finished(ctx, task),
-            TaskEvent::Acked { task, checkpoint, file } => self.task_acked(ctx, task, checkpoint, file),
-            TaskEvent::Declined { task, checkpoint, error } => self.task_declined(ctx, task, checkpoint, error),
-            TaskEvent::Closed(_) => self.task_closed(ctx),
-            TaskEvent::Finished(_) => {
-                self.running = self.running.saturating_sub(1);
-                if self.running == 0 {
+        let Some(i) = self.index_of(ev.task) else { return };
+        if self.slots[i].epoch != ev.epoch || self.done.is_none() {
+            tracing::debug!(task = ?ev.task, epoch = ev.epoch, "report of an earlier attempt dropped");
+            return;
+        }
+        match ev.kind {
+            TaskEventKind::Started => self.task_started(i),
+            TaskEventKind::Finished if self.checkpoints.is_some() => self.task_finished(ctx, i),
+            TaskEventKind::Acked { checkpoint, file } => self.task_acked(ctx, i, checkpoint, file),
+            TaskEventKind::Declined { checkpoint, error } => self.task_declined(ctx, ev.task, checkpoint, error),
+            TaskEventKind::Closed => self.task_closed(ctx, i),
+            TaskEventKind::Finished => {
+                self.slots[i].finished = true;
+                self.tasks[i] = None;
+                if self.slots.iter().all(|s| s.finished) {
                     let summary = self.summary(self.stopping);
                     self.complete(ctx, Ok(summary));
                 }
             }
-            TaskEvent::Failed { task, node, error } => {
-                self.cancel_tasks();
-                self.handle.update(|s| {
-                    s.failures.push(FailureRecord {
-                        time_ms: now_ms(),
-                        node: node.clone(),
-                        subtask: task.subtask,
-                        message: error.clone(),
-                        restarted: false,
-                    })
-                });
-                let err = JobError {
-                    job: self.graph.job.to_string(),
-                    node,
-                    subtask: task.subtask,
-                    message: error,
-                    kind: JobErrorKind::Failed,
-                };
-                self.complete(ctx, Err(err));
-            }
+            TaskEventKind::Failed { node, error } => self.task_failed(ctx, i, node, error),
         }
     }
 }
@@ -798,7 +857,7 @@ impl Handler<Control> for Coordinator {
             // finish, and the job completes through the normal path, marked as stopped.
             info!("job stopping on request: sources end their input");
             self.stopping = true;
-            for t in &self.tasks {
+            for t in self.live_tasks() {
                 t.do_send(StopSource);
             }
             return;
@@ -840,17 +899,24 @@ pub fn run_job_with(graph: JobGraph, handle: &JobHandle) -> Result<JobSummary, J
     let job = graph.job.to_string();
     let sys = actix_rt::System::new();
     let coordinator_handle = handle.clone();
+    let stuck: Arc<Mutex<Vec<usize>>> = Arc::default();
+    let stuck_threads = stuck.clone();
     let (result, arbiters) = sys.block_on(async move {
         let arbiters: Vec<Arbiter> = (0..threads).map(|_| Arbiter::new()).collect();
         let handles = arbiters.iter().map(Arbiter::handle).collect();
         let (tx, rx) = oneshot::channel();
-        Coordinator::new(graph, coordinator_handle, handles, tx).start();
+        let mut coordinator = Coordinator::new(graph, coordinator_handle, handles, tx);
+        coordinator.stuck_threads = Some(stuck.clone());
+        coordinator.start();
         let result = rx.await;
         (result, arbiters)
     });
-    for a in arbiters {
+    let stuck = stuck_threads.lock().unwrap_or_else(PoisonError::into_inner).clone();
+    for (k, a) in arbiters.into_iter().enumerate() {
         a.stop();
-        let _ = a.join();
+        if !stuck.contains(&k) {
+            let _ = a.join(); // a stuck thread may never end: it is abandoned
+        }
     }
     result.unwrap_or_else(|_| {
         let message = "the coordinator stopped unexpectedly".to_string();

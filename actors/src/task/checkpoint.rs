@@ -2,9 +2,10 @@
 //! lets its operators emit what must precede the barrier, captures every node's state, forwards the
 //! barrier, and then encodes and writes its snapshot file off the hot path before acknowledging. On
 //! completion it tells its operators, source and sink (which publishes its pre-committed output).
-use super::{Result, TaskActor, TaskEvent};
+use super::{Result, TaskActor, TaskEventKind};
 use crate::checkpoint::format::{encode_task_file, NodeEntry};
 use crate::checkpoint::{checkpoint_dir, CheckpointStore, NodeState, TaskFile, TaskSnapshot};
+use crate::faults::Phase;
 use crate::panic::guard;
 use actix::prelude::*;
 use eddy_api::state::SnapshotJob;
@@ -54,6 +55,7 @@ impl TaskActor {
         }
         self.last_checkpoint = barrier.id;
         let id = barrier.id;
+        self.fault_sites(Phase::Snapshot)?;
         if !self.ended {
             for i in 0..self.stages.len() {
                 self.run_hook(i, |op, out| op.on_checkpoint(id, out))?;
@@ -131,7 +133,6 @@ impl TaskActor {
         let file_name = format!("{}.{}.snap", self.head, self.id.subtask);
         let path = format!("{}/{file_name}", checkpoint_dir(id, barrier.savepoint));
         let job = self.job.clone();
-        let task = self.id;
         let entries: Vec<NodeEntry> = captured
             .iter()
             .map(|c| NodeEntry {
@@ -162,20 +163,18 @@ impl TaskActor {
             store.write(path, bytes).await.map_err(|e| e.to_string())?;
             Ok(TaskFile { path: file_name, size, nodes: entries })
         };
-        ctx.spawn(work.into_actor(self).map(move |r, act, _| {
-            let Some(c) = act.coordinator.as_ref() else { return };
-            match r {
-                Ok(file) => c.do_send(TaskEvent::Acked { task, checkpoint: id, file }),
-                Err(error) => {
-                    tracing::warn!(checkpoint = id, %error, "snapshot not written");
-                    c.do_send(TaskEvent::Declined { task, checkpoint: id, error })
-                }
+        ctx.spawn(work.into_actor(self).map(move |r, act, _| match r {
+            Ok(file) => act.report(TaskEventKind::Acked { checkpoint: id, file }),
+            Err(error) => {
+                tracing::warn!(checkpoint = id, %error, "snapshot not written");
+                act.report(TaskEventKind::Declined { checkpoint: id, error })
             }
         }));
     }
 
     /// Checkpoint `id` is complete: notify every node (the sink commits).
     pub(super) fn checkpoint_complete(&mut self, id: u64) -> Result<()> {
+        self.fault_sites(Phase::Commit)?;
         if let Some(src) = self.source.as_mut() {
             guard(&src.name, || src.source.on_checkpoint_complete(id))?;
         }
@@ -216,12 +215,7 @@ impl Handler<CheckpointComplete> for TaskActor {
             return self.fail(ctx, e);
         }
         if msg.last {
-            self.close_all();
-            self.stopped = true;
-            if let Some(c) = self.coordinator.take() {
-                c.do_send(TaskEvent::Closed(self.id));
-            }
-            ctx.stop();
+            self.release(ctx, Some(TaskEventKind::Closed));
         }
     }
 }

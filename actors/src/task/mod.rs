@@ -10,6 +10,7 @@ mod checkpoint;
 pub use checkpoint::{CheckpointComplete, TaskCheckpointing, TriggerCheckpoint};
 
 use crate::checkpoint::{RestoredCheckpoint, TaskFile};
+use crate::faults::{FaultAction, FaultInjector, Phase, Site};
 use crate::gate::{GateEvent, InputGate};
 use crate::graph::EventTimeSpec;
 use crate::graph::{Head, Vertex};
@@ -37,17 +38,29 @@ pub struct TaskId {
     pub subtask: usize,
 }
 
-/// What a task tells the coordinator.
+/// What a task tells the coordinator, stamped with the task and its restart epoch: the coordinator drops
+/// reports of an older attempt, so a slow message from a dead attempt never corrupts a new one.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
-pub enum TaskEvent {
+pub struct TaskEvent {
+    /// Which task.
+    pub task: TaskId,
+    /// The attempt (deployment) of the task that reports.
+    pub epoch: u64,
+    /// What happened.
+    pub kind: TaskEventKind,
+}
+
+/// The reports of a task.
+#[derive(Debug)]
+pub enum TaskEventKind {
+    /// Opened (state restored) and running.
+    Started,
     /// All input processed and delivered. Without checkpoints the task has stopped; with checkpoints it
-    /// waits for the job's final checkpoint (its sink commits then) and reports [`TaskEvent::Closed`].
-    Finished(TaskId),
+    /// waits for the job's final checkpoint (its sink commits then) and reports [`TaskEventKind::Closed`].
+    Finished,
     /// The task wrote its snapshot for a checkpoint.
     Acked {
-        /// Which task.
-        task: TaskId,
         /// The checkpoint.
         checkpoint: u64,
         /// What it wrote.
@@ -56,19 +69,15 @@ pub enum TaskEvent {
     /// The task could not take or write its snapshot for a checkpoint (the checkpoint fails; the task
     /// goes on).
     Declined {
-        /// Which task.
-        task: TaskId,
         /// The checkpoint.
         checkpoint: u64,
         /// Why.
         error: String,
     },
     /// After the job's final checkpoint: the task committed and closed.
-    Closed(TaskId),
+    Closed,
     /// The task failed and stopped.
     Failed {
-        /// Which task.
-        task: TaskId,
         /// The node in the chain that failed.
         node: String,
         /// What happened.
@@ -76,7 +85,9 @@ pub enum TaskEvent {
     },
 }
 
-/// Asks a task to stop at once (job cancelled or failed elsewhere).
+/// Asks a task to stop at once (job cancelled, or its region restarting). The reply comes once the
+/// task has closed its nodes and released their state (a redb file, an open part file), so a new attempt
+/// may open them.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Cancel;
@@ -119,6 +130,10 @@ pub struct TaskSetup {
     pub restore: Option<Arc<RestoredCheckpoint>>,
     /// Where keyed state lives.
     pub state_backend: Arc<dyn eddy_api::state::StateBackend>,
+    /// The restart attempt this task belongs to (0: the first deployment).
+    pub epoch: u64,
+    /// Injected faults (chaos runs only).
+    pub faults: Option<Arc<dyn FaultInjector>>,
 }
 
 struct Stage {
@@ -144,6 +159,16 @@ struct WatermarkGen {
 }
 
 impl WatermarkGen {
+    /// The generator of a chain that starts at an input with an operator that assigns watermarks
+    /// mid-stream (`OperatorBuilder::watermarks`); a source chain's comes from its `event_time` instead.
+    fn for_input(vertex: &Vertex) -> Option<WatermarkGen> {
+        if !matches!(vertex.head, Head::Input) {
+            return None;
+        }
+        let spec = vertex.operators.first()?.builder.watermarks()?;
+        Some(WatermarkGen { spec, max_ts: i64::MIN, emitted: i64::MIN, last_data: Instant::now(), idle: false })
+    }
+
     /// The watermark the data seen so far allows.
     fn current(&self) -> i64 {
         let ooo = i64::try_from(self.spec.max_out_of_orderness.as_millis()).unwrap_or(i64::MAX);
@@ -157,6 +182,31 @@ fn count_late(metrics: &NodeMetrics, late: eddy_api::operator::LateCounts) {
     }
     if late.side_output > 0 {
         NodeMetrics::add(&metrics.late_records_side_output, late.side_output);
+    }
+}
+
+/// Obeys the fault injector at a site: a panic fires inside the task boundary (exactly as a panic in user
+/// code would), a delay blocks this thread, a dropped record leaves `batch`.
+fn at_site(
+    faults: &Arc<dyn FaultInjector>,
+    node: &Arc<str>,
+    subtask: usize,
+    attempt: u64,
+    phase: Phase,
+    batch: &mut Batch,
+) -> Result<()> {
+    let site = Site { node, subtask, phase, records: batch.len(), attempt };
+    match faults.at(site) {
+        FaultAction::None => Ok(()),
+        FaultAction::Panic(message) => guard(node, || -> eddy_api::Result<()> { panic!("{message}") }),
+        FaultAction::Delay(d) => {
+            std::thread::sleep(d);
+            Ok(())
+        }
+        FaultAction::DropRecord => {
+            batch.pop_row();
+            Ok(())
+        }
     }
 }
 
@@ -197,6 +247,10 @@ pub struct TaskActor {
     buffer_timeout: Duration,
     /// The watermark the chain has seen (minimum over its inputs, or generated by its source).
     watermark: i64,
+    /// While a watermark moves down the chain: the stages from this index on have not seen it yet and
+    /// still work with the previous one (what an upstream stage emits on the watermark reaches them
+    /// before it, as it would through a channel).
+    lagging: Option<(usize, i64)>,
     /// The input port of the batch being processed (for the chain's first operator).
     port: usize,
     /// When the scheduled processing-time wake-up is due, if one is scheduled.
@@ -213,13 +267,16 @@ pub struct TaskActor {
     last_checkpoint: u64,
     job: Arc<str>,
     parallelism: usize,
+    epoch: u64,
+    faults: Option<Arc<dyn FaultInjector>>,
     span: Span,
 }
 
 impl TaskActor {
     /// A task that builds its operators when started.
     pub fn new(setup: TaskSetup) -> Self {
-        let span = tracing::info_span!("task", job = %setup.job, node = %setup.vertex.display_name(), subtask = setup.id.subtask);
+        let span = tracing::info_span!("task", job = %setup.job, node = %setup.vertex.display_name(),
+            subtask = setup.id.subtask, attempt = setup.epoch);
         TaskActor {
             id: setup.id,
             head_metrics: setup.metrics.first().cloned().unwrap_or_default(),
@@ -229,9 +286,12 @@ impl TaskActor {
             last_checkpoint: 0,
             job: setup.job.clone(),
             parallelism: setup.vertex.parallelism,
+            epoch: setup.epoch,
+            faults: setup.faults.clone(),
             reported_finished: false,
             batch_size: setup.batch_size.max(1),
             buffer_timeout: setup.buffer_timeout,
+            watermarks: WatermarkGen::for_input(&setup.vertex),
             setup: Some(setup),
             source: None,
             stages: Vec::new(),
@@ -239,10 +299,10 @@ impl TaskActor {
             outputs: Vec::new(),
             parked: Parked::default(),
             watermark: i64::MIN,
+            lagging: None,
             port: 0,
             timer_wakeup: None,
             idle_since: Instant::now(),
-            watermarks: None,
             ended: false,
             stopped: false,
             span,
@@ -340,6 +400,9 @@ impl TaskActor {
             self.sink = Some(SinkStage { name: s.name.clone(), sink, metrics: next_metrics() });
         }
         self.outputs = setup.outputs;
+        if setup.restore.is_some() {
+            self.fault_sites(Phase::Restore)?;
+        }
         let align = self.checkpointing.as_ref().is_none_or(|c| c.align);
         Ok((!setup.inputs.is_empty()).then(|| InputGate::new(setup.inputs, align)))
     }
@@ -390,6 +453,11 @@ impl TaskActor {
         let skipped = src.source.skipped_records();
         NodeMetrics::add(&src.metrics.records_skipped, skipped.saturating_sub(src.skipped_reported));
         src.skipped_reported = skipped;
+        if let Some(f) = self.faults.as_ref().filter(|_| !batch.is_empty()) {
+            if let Some(src) = self.source.as_ref() {
+                at_site(f, &src.name, self.id.subtask, self.epoch, Phase::Processing, &mut batch)?;
+            }
+        }
         let punctuated = self.observe_timestamps(&batch)?;
         let mut r = self.push_through(0, &mut batch);
         if r.is_ok() && punctuated {
@@ -409,8 +477,20 @@ impl TaskActor {
         }
     }
 
-    /// Tracks the largest event timestamp of a source batch; announces that an idle source is active
-    /// again before its data goes out. True when watermarks are punctuated (emitted per batch).
+    /// A batch from the input gate: through the chain, generating watermarks from it first when the
+    /// chain's head operator assigns them.
+    fn on_input_batch(&mut self, batch: &mut Batch) -> Result<()> {
+        let punctuated = self.observe_timestamps(batch)?;
+        self.push_through(0, batch)?;
+        if punctuated {
+            self.emit_generated_watermark()?;
+        }
+        Ok(())
+    }
+
+    /// Tracks the largest event timestamp of a source batch (or, for a chain that assigns watermarks
+    /// mid-stream, of an input batch); announces that an idle split is active again before its data
+    /// goes out. True when watermarks are punctuated (emitted per batch).
     fn observe_timestamps(&mut self, batch: &Batch) -> Result<bool> {
         let Some(gen) = self.watermarks.as_mut() else { return Ok(false) };
         if batch.is_empty() {
@@ -446,7 +526,7 @@ impl TaskActor {
         let wm = gen.current();
         if wm > gen.emitted {
             gen.emitted = wm;
-            self.on_watermark(wm)?;
+            self.advance_watermark(wm)?;
         }
         Ok(())
     }
@@ -461,13 +541,20 @@ impl TaskActor {
 
     /// Runs `input` through stages `from..` and delivers the result.
     fn push_through(&mut self, from: usize, input: &mut Batch) -> Result<()> {
-        let (wm, now) = (self.watermark, now_ms());
+        let (current, now, lagging) = (self.watermark, now_ms(), self.lagging);
         let mut cur = input;
         for (k, stage) in self.stages[from..].iter_mut().enumerate() {
             if cur.is_empty() {
                 break;
             }
+            let wm = match lagging {
+                Some((first, prev)) if from + k >= first => prev,
+                _ => current,
+            };
             let Stage { name, op, buf, sides, state, metrics, .. } = stage;
+            if let Some(f) = self.faults.as_ref() {
+                at_site(f, name, self.id.subtask, self.epoch, Phase::Processing, cur)?;
+            }
             NodeMetrics::add(&metrics.records_in, cur.len() as u64);
             NodeMetrics::add(&metrics.bytes_in, cur.size_bytes() as u64);
             buf.clear();
@@ -487,8 +574,33 @@ impl TaskActor {
             NodeMetrics::add(&metrics.bytes_out, buf.size_bytes() as u64);
             cur = buf;
         }
+        if let (Some(f), Some(s)) = (self.faults.as_ref(), self.sink.as_ref()) {
+            if !cur.is_empty() {
+                at_site(f, &s.name, self.id.subtask, self.epoch, Phase::Processing, cur)?;
+            }
+        }
         Self::deliver(&self.head, &mut self.sink, &mut self.outputs, &mut self.parked, None, cur)?;
         self.deliver_sides()
+    }
+
+    /// Asks the fault injector (chaos runs only) about a site of the chain outside the processing path.
+    fn fault_site(&self, node: &Arc<str>, phase: Phase) -> Result<()> {
+        match self.faults.as_ref() {
+            Some(f) => at_site(f, node, self.id.subtask, self.epoch, phase, &mut Batch::default()),
+            None => Ok(()),
+        }
+    }
+
+    /// Fault sites of `phase` for every node of the chain, in chain order.
+    pub(super) fn fault_sites(&self, phase: Phase) -> Result<()> {
+        if self.faults.is_none() {
+            return Ok(());
+        }
+        let names = self.source.iter().map(|s| &s.name).chain(self.stages.iter().map(|s| &s.name));
+        for name in names.chain(self.sink.iter().map(|s| &s.name)) {
+            self.fault_site(name, phase)?;
+        }
+        Ok(())
     }
 
     /// Calls a hook of stage `i` and pushes what it emitted through the rest of the chain.
@@ -607,12 +719,36 @@ impl TaskActor {
         Ok(())
     }
 
+    /// A watermark from upstream (or the end of input). A chain that generates watermarks from its input
+    /// data replaces the upstream ones, as Flink's timestamp assigner does: only the end of event time
+    /// passes.
     fn on_watermark(&mut self, wm: i64) -> Result<()> {
-        self.watermark = wm;
+        if self.source.is_none() && self.watermarks.is_some() && wm < i64::MAX {
+            return Ok(());
+        }
+        self.advance_watermark(wm)
+    }
+
+    /// Moves the chain's event time to `wm`: due timers, operators, then every output.
+    fn advance_watermark(&mut self, wm: i64) -> Result<()> {
+        let prev = std::mem::replace(&mut self.watermark, wm);
         if let Some(src) = &self.source {
             NodeMetrics::set_watermark(&src.metrics.output_watermark, wm);
         }
+        let r = self.watermark_through_stages(prev, wm);
+        self.lagging = None;
+        r?;
+        if let Some(s) = &self.sink {
+            NodeMetrics::set_watermark(&s.metrics.input_watermark, wm);
+        }
+        self.broadcast(|| StreamElement::Watermark(wm))
+    }
+
+    /// Stage by stage: the stages after the one at hand still see `prev`, so records its timers emit
+    /// (a window's results, stamped with its end) are not late for a chained window after it.
+    fn watermark_through_stages(&mut self, prev: i64, wm: i64) -> Result<()> {
         for i in 0..self.stages.len() {
+            self.lagging = Some((i + 1, prev));
             NodeMetrics::set_watermark(&self.stages[i].metrics.input_watermark, wm);
             // Timers first, as in Flink: results of windows ending at or before `wm` go out ahead of it.
             while let Some(timer) = self.stages[i].state.as_mut().and_then(|st| st.pop_event_timer(wm)) {
@@ -621,10 +757,7 @@ impl TaskActor {
             self.run_hook(i, |op, out| op.on_watermark(wm, out))?;
             NodeMetrics::set_watermark(&self.stages[i].metrics.output_watermark, wm);
         }
-        if let Some(s) = &self.sink {
-            NodeMetrics::set_watermark(&s.metrics.input_watermark, wm);
-        }
-        self.broadcast(|| StreamElement::Watermark(wm))
+        Ok(())
     }
 
     fn end_of_input(&mut self) -> Result<()> {
@@ -711,38 +844,52 @@ impl TaskActor {
         }
     }
 
+    /// Stops for good: closes every node and drops it with its state (releasing files such as a redb
+    /// database) before the coordinator is told (`last_word`), so a restarted attempt can open them
+    /// again. The outputs go last: downstream tasks see the disconnect only after the report is on its
+    /// way, so the coordinator hears of a failure before the failures it causes downstream.
+    pub(super) fn release(&mut self, ctx: &mut Context<Self>, last_word: Option<TaskEventKind>) {
+        self.stopped = true;
+        self.close_all();
+        self.source = None;
+        self.stages.clear();
+        self.sink = None;
+        if let Some(kind) = last_word {
+            self.report(kind);
+        }
+        self.coordinator = None;
+        self.outputs.clear();
+        self.parked = Parked::default();
+        ctx.stop();
+    }
+
+    /// Reports to the coordinator (if still attached).
+    pub(super) fn report(&self, kind: TaskEventKind) {
+        if let Some(c) = self.coordinator.as_ref() {
+            c.do_send(TaskEvent { task: self.id, epoch: self.epoch, kind });
+        }
+    }
+
     fn finish(&mut self, ctx: &mut Context<Self>) {
         if self.checkpointing.is_some() {
             // Stay up for the final checkpoint: its completion commits the sink and closes the task.
             if !std::mem::replace(&mut self.reported_finished, true) {
                 debug!("finished; waiting for the final checkpoint");
-                if let Some(c) = self.coordinator.as_ref() {
-                    c.do_send(TaskEvent::Finished(self.id));
-                }
+                self.report(TaskEventKind::Finished);
             }
             return;
         }
-        self.close_all();
-        self.stopped = true;
         debug!("finished");
-        if let Some(c) = self.coordinator.take() {
-            c.do_send(TaskEvent::Finished(self.id));
-        }
-        ctx.stop();
+        self.release(ctx, Some(TaskEventKind::Finished));
     }
 
     fn fail(&mut self, ctx: &mut Context<Self>, failure: Failure) {
         if self.stopped {
             return;
         }
-        self.stopped = true;
-        self.close_all();
         let Failure { node, error } = failure;
         tracing::error!(%node, %error, "task failed");
-        if let Some(c) = self.coordinator.take() {
-            c.do_send(TaskEvent::Failed { task: self.id, node: node.to_string(), error: error.to_string() });
-        }
-        ctx.stop();
+        self.release(ctx, Some(TaskEventKind::Failed { node: node.to_string(), error: error.to_string() }));
     }
 }
 
@@ -790,6 +937,7 @@ impl Actor for TaskActor {
                 if self.source.is_some() {
                     ctx.notify(Pump);
                 }
+                self.report(TaskEventKind::Started);
             }
             Err(e) => self.fail(ctx, e),
         }
@@ -823,10 +971,10 @@ impl Handler<StopSource> for TaskActor {
 impl Handler<Cancel> for TaskActor {
     type Result = ();
     fn handle(&mut self, _: Cancel, ctx: &mut Context<Self>) {
-        self.stopped = true;
         self.coordinator = None;
-        self.close_all();
-        ctx.stop();
+        if !self.stopped {
+            self.release(ctx, None);
+        }
     }
 }
 
@@ -841,7 +989,7 @@ impl StreamHandler<GateEvent> for TaskActor {
         let r = match ev {
             GateEvent::Data(port, mut batch) => {
                 self.port = port;
-                self.push_through(0, &mut batch)
+                self.on_input_batch(&mut batch)
             }
             GateEvent::Watermark(w) => self.on_watermark(w),
             GateEvent::Idle(idle) => self.broadcast(|| StreamElement::Idle(idle)),

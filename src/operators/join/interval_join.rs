@@ -10,21 +10,28 @@
 //!     between: [1ms, 100ms]            # lower <= upper; negative bounds look back: [-5s, 10s]
 //!     where: "right_price > left_price"  # optional, over the output fields
 //!     time_field: event_time           # the joined record's time: max(left time, right time)
+//!     allowed_lateness: 1s             # default 0: records up to this far behind the watermark still join
+//!     late_output: late                # side outputs late_left / late_right for records later than that
 //! ```
 //!
 //! Output: the key fields, the left non-key fields, the right non-key fields (see the [module](super)
 //! doc for the naming rule), then `time_field` (default `event_time`), a timestamp holding the later of
-//! the two records' times; it is the output's event-time attribute, and never late downstream (the
-//! later record was not late here).
+//! the two records' times; it is the output's event-time attribute, and never late downstream without
+//! `allowed_lateness` (the later record was not late here); with it, a pair made by a record within
+//! the lateness may be behind the watermark downstream too.
 //!
 //! State per key: each side's rows (non-key fields, owned) in a `BTreeMap` by time, so a record probes
 //! the other side with one range lookup. A record is joined on arrival with the other side's buffered
 //! rows in range, then buffered itself with a cleanup timer at the last time a partner can still come:
-//! `t + upper` for a left row, `t - lower` for a right row. A record at or behind the watermark is late
-//! (dropped and counted), so once the watermark reaches that time no future partner can match, and the
-//! timer removes the row. Every matching pair is emitted exactly once, by whichever record arrives
+//! `t + upper` for a left row, `t - lower` for a right row, plus the allowed lateness. A record at or
+//! behind the watermark minus the allowed lateness is late (counted, and dropped or sent to
+//! `late_output`), so once the watermark reaches that time no future partner can match, and the timer
+//! removes the row. Every matching pair is emitted exactly once, by whichever record arrives
 //! second.
-use super::{compile_where, plan_join, signed_millis, state_selector, Emitter, JoinPlan, KeyRow, Side, StoredRow};
+use super::{
+    compile_where, plan_join, signed_millis, state_selector, Emitter, JoinPlan, KeyRow, Lateness, Side, StoredRow,
+};
+use eddy_api::config::ConfigDuration;
 use eddy_api::operator::InputPartitioning;
 use eddy_api::registry::PlanContext;
 use eddy_api::state::{Namespace, StateDescriptor, Timer, ValueState};
@@ -53,6 +60,15 @@ pub struct IntervalJoinConfig {
     /// Name of the output field with the joined record's time (default `event_time`).
     #[serde(default)]
     pub time_field: Option<Spanned<String>>,
+    /// How far behind the watermark (in event time) a record may be and still join (default 0); rows
+    /// are kept that much longer.
+    #[serde(default)]
+    pub allowed_lateness: Option<Spanned<ConfigDuration>>,
+    /// Name of the side outputs for records later than that: `NAME_left` and `NAME_right` (each with its
+    /// input's schema), read as `inputs: [node.NAME_left]`; without it such records are dropped and
+    /// counted in the metrics.
+    #[serde(default)]
+    pub late_output: Option<Spanned<String>>,
 }
 
 /// What every subtask shares.
@@ -61,6 +77,7 @@ struct Shared {
     lower: i64,
     upper: i64,
     predicate: Option<crate::expr::Expr>,
+    lateness: Lateness,
 }
 
 /// The planned `interval_join`.
@@ -108,10 +125,13 @@ pub fn plan(cfg: IntervalJoinConfig, ctx: &PlanContext<'_>) -> Result<IntervalJo
     }
     let last = Field::new(time_name, DataType::Timestamp);
     let join = plan_join("interval_join", cfg.key_by, &[], Some(last), ctx).map_err(|d| diags.extend(d.0)).ok();
-    let (Some((lower, upper)), Some(join)) = (bounds, join) else { return Err(diags) };
+    let lateness = Lateness::plan("interval_join", cfg.allowed_lateness.as_ref(), cfg.late_output.as_ref(), ctx)
+        .map_err(|d| diags.extend(d.0))
+        .ok();
+    let (Some((lower, upper)), Some(join), Some(lateness)) = (bounds, join, lateness) else { return Err(diags) };
     diags.into_result(())?;
     let predicate = compile_where(cfg.predicate.as_ref(), &join.schema)?;
-    Ok(IntervalJoinBuilder { shared: Arc::new(Shared { join, lower, upper, predicate }) })
+    Ok(IntervalJoinBuilder { shared: Arc::new(Shared { join, lower, upper, predicate, lateness }) })
 }
 
 impl OperatorBuilder for IntervalJoinBuilder {
@@ -132,6 +152,10 @@ impl OperatorBuilder for IntervalJoinBuilder {
         Some(state_selector(self.shared.join.key_len))
     }
 
+    fn side_outputs(&self) -> Vec<(String, SchemaRef)> {
+        self.shared.lateness.sides.clone()
+    }
+
     fn build(&self, _task: &TaskInfo) -> Result<Box<dyn Operator>> {
         let width = self.shared.join.schema.len();
         Ok(Box::new(IntervalJoin {
@@ -139,6 +163,7 @@ impl OperatorBuilder for IntervalJoinBuilder {
             buffers: None,
             key: KeyRow::new(self.shared.join.key_len),
             emitter: Emitter::new(self.shared.predicate.clone(), width),
+            late_rows: Vec::new(),
         }))
     }
 }
@@ -170,6 +195,8 @@ struct IntervalJoin {
     buffers: Option<ValueState<Buffers>>,
     key: KeyRow,
     emitter: Emitter,
+    /// Scratch: positions of the late rows of the batch at hand.
+    late_rows: Vec<usize>,
 }
 
 impl Operator for IntervalJoin {
@@ -182,17 +209,19 @@ impl Operator for IntervalJoin {
         let state = self.buffers.ok_or_else(|| EddyError::internal("interval_join used before open"))?;
         let shared = self.shared.clone();
         let (lower, upper) = (shared.lower, shared.upper);
-        let side = Side::of_port(ctx.input_port())?;
+        let port = ctx.input_port();
+        let side = Side::of_port(port)?;
+        let lateness = shared.lateness.allowed;
         let me = match side {
             Side::Left => &shared.join.left,
             Side::Right => &shared.join.right,
         };
         let wm = ctx.current_watermark();
-        let mut late = 0;
-        for row in input.rows() {
+        self.late_rows.clear();
+        for (i, row) in input.rows().enumerate() {
             let ts = me.time_of(row);
-            if ts <= wm {
-                late += 1;
+            if ts == i64::MIN || ts.saturating_add(lateness) <= wm {
+                self.late_rows.push(i);
                 continue;
             }
             let mut buf = {
@@ -203,10 +232,11 @@ impl Operator for IntervalJoin {
                 state.take(st, Namespace::NONE).unwrap_or_default()
             };
             // The other side's times that match, and the last time a partner of this row can come.
-            let (lo, hi, cleanup) = match side {
+            let (lo, hi, last) = match side {
                 Side::Left => (ts.saturating_add(lower), ts.saturating_add(upper), ts.saturating_add(upper)),
                 Side::Right => (ts.saturating_sub(upper), ts.saturating_sub(lower), ts.saturating_sub(lower)),
             };
+            let cleanup = last.saturating_add(lateness);
             let (others, mine) = match side {
                 Side::Left => (&buf.right, &mut buf.left),
                 Side::Right => (&buf.left, &mut buf.right),
@@ -244,15 +274,18 @@ impl Operator for IntervalJoin {
                 st.register_event_timer(cleanup, Namespace::NONE);
             }
         }
-        ctx.record_late(late, 0);
-        Ok(())
+        let late = std::mem::take(&mut self.late_rows);
+        let r = shared.lateness.send(ctx, input, port, &late);
+        self.late_rows = late;
+        r
     }
 
     fn on_timer(&mut self, timer: Timer, ctx: &mut Context<'_>) -> Result<()> {
         let state = self.buffers.ok_or_else(|| EddyError::internal("interval_join used before open"))?;
         let st = ctx.state()?;
         let Some(mut buf) = state.take(st, Namespace::NONE) else { return Ok(()) };
-        let t = timer.time;
+        // The timer is at a row's last partner time plus the lateness.
+        let t = timer.time.saturating_sub(self.shared.lateness.allowed);
         // Left rows at l can still meet right rows up to l + upper; right rows at r left rows up to r - lower.
         drop_through(&mut buf.left, t.saturating_sub(self.shared.upper));
         drop_through(&mut buf.right, t.saturating_add(self.shared.lower));

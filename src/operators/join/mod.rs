@@ -37,9 +37,12 @@
 //! A record is late when nothing it could still take part in is open: for the window join, when every
 //! window it belongs to has already fired (window end - 1 <= watermark, as Flink's window operator); for
 //! the interval join, when its time is at or behind the watermark (the definition of late;
-//! Flink's interval join drops only records strictly behind it). A record whose time field is NULL
-//! counts as late. Late records are dropped and counted with
-//! [`Context::record_late`](eddy_api::Context::record_late).
+//! Flink's interval join drops only records strictly behind it). `allowed_lateness: L` moves both
+//! limits L later (a window join keeps a fired window's rows until the watermark passes end - 1 + L;
+//! the interval join keeps rows L longer). A record whose time field is NULL counts as late. Late
+//! records are counted with [`Context::record_late`](eddy_api::Context::record_late) and dropped, or,
+//! with `late_output: NAME`, sent unchanged to the side output `NAME_left` or `NAME_right` (the input
+//! they came from: the two inputs' schemas differ), read as `inputs: [join.NAME_left]`.
 pub mod interval_join;
 pub mod window_join;
 
@@ -48,7 +51,7 @@ use eddy_api::config::ConfigDuration;
 use eddy_api::key::FieldKeys;
 use eddy_api::registry::{InputInfo, PlanContext};
 use eddy_api::state::KeyedState;
-use eddy_api::{Batch, Diagnostic, Diagnostics, Field, OwnedDatum, Row, Schema, Span, Spanned};
+use eddy_api::{Batch, Context, Diagnostic, Diagnostics, Field, OwnedDatum, Row, Schema, SchemaRef, Span, Spanned};
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -340,4 +343,68 @@ pub(crate) fn duration_millis(d: ConfigDuration, span: Span) -> Result<i64, Diag
         return Err(Diagnostic::at(span, format!("{d:?} is not a whole number of milliseconds; event time is in ms")));
     }
     i64::try_from(d.as_millis()).map_err(|_| Diagnostic::at(span, format!("{d:?} is too large")))
+}
+
+/// `allowed_lateness` and `late_output` of a join, checked.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Lateness {
+    /// Allowed lateness in ms.
+    pub allowed: i64,
+    /// The side outputs for late records, left then right (empty without `late_output`).
+    pub sides: Vec<(String, SchemaRef)>,
+}
+
+impl Lateness {
+    /// Checks the settings against the two inputs (`ctx.inputs`; fewer than two were reported already).
+    pub(crate) fn plan(
+        what: &str,
+        allowed: Option<&Spanned<ConfigDuration>>,
+        late_output: Option<&Spanned<String>>,
+        ctx: &PlanContext<'_>,
+    ) -> Result<Lateness, Diagnostics> {
+        let mut diags = Diagnostics::new();
+        let allowed = match allowed {
+            Some(l) => duration_millis(l.value, l.span).map_err(|d| diags.push(d)).unwrap_or(0),
+            None => 0,
+        };
+        let mut sides = Vec::new();
+        if let Some(name) = late_output {
+            let n = &name.value;
+            if n.is_empty() || !n.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-') {
+                diags.push(
+                    Diagnostic::at(name.span, format!("{what}: `late_output: {n}` is not a usable name")).with_hint(
+                        "use a plain name such as `late`: the join reads it as `late_left` and `late_right`",
+                    ),
+                );
+            } else if let [left, right] = ctx.inputs {
+                sides.push((format!("{n}_left"), left.schema.clone()));
+                sides.push((format!("{n}_right"), right.schema.clone()));
+            }
+        }
+        diags.into_result(Lateness { allowed, sides })
+    }
+
+    /// Routes the rows `late` of `input` (from input `port`) to their side output, or counts them dropped.
+    pub(crate) fn send(
+        &self,
+        ctx: &mut Context<'_>,
+        input: &Batch,
+        port: usize,
+        late: &[usize],
+    ) -> eddy_api::Result<()> {
+        if late.is_empty() {
+            return Ok(());
+        }
+        let n = late.len() as u64;
+        if self.sides.is_empty() {
+            ctx.record_late(n, 0);
+            return Ok(());
+        }
+        let side = ctx.side_output(port)?;
+        for &i in late {
+            side.push_row_from(input.row(i));
+        }
+        ctx.record_late(0, n);
+        Ok(())
+    }
 }

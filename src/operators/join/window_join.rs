@@ -9,18 +9,26 @@
 //!     key_by: [auction]                # fields or expressions both inputs have, with equal types
 //!     window: { tumbling: 100ms }      # or { sliding: 10s, slide: 5s }
 //!     where: "left_price < right_price"  # optional, over the output fields
+//!     allowed_lateness: 50ms           # default 0: a fired window still joins records this much later
+//!     late_output: late                # side outputs late_left / late_right for records later than that
 //! ```
 //!
 //! Output: the key fields, `window_start`, `window_end` (timestamps, end exclusive), the left non-key
-//! fields, then the right non-key fields (see the [module](super) doc for the naming rule). The output
-//! has no event-time attribute: the fire time (window end - 1) is not one of its fields, and neither
-//! bound would be a correct record time for a downstream window.
+//! fields, then the right non-key fields (see the [module](super) doc for the naming rule).
+//! `window_end` is the output's event-time attribute, as for `window`: a downstream window or join can
+//! use it, and it is never late there when the pair came out at the window's firing.
 //!
 //! Each side's rows are buffered in list state per key and window (their non-key fields, owned); an
-//! event-time timer at window end - 1 emits every left x right pair of the window and clears both
-//! lists, so nothing stays behind once the window has fired. A record all of whose windows have fired
-//! is late: dropped and counted.
-use super::{compile_where, duration_millis, plan_join, state_selector, Emitter, JoinPlan, KeyRow, Side, StoredRow};
+//! event-time timer at window end - 1 emits every left x right pair of the window. Without allowed
+//! lateness it clears both lists too, so nothing stays behind once the window has fired. With
+//! `allowed_lateness`, the lists stay until a second timer at end - 1 + lateness, and a record arriving
+//! for a fired window in between is joined on arrival with the other side's rows of that window and
+//! kept for later arrivals. Unlike Flink, which fires the whole window again (repeating every pair), a
+//! late firing emits only the new pairs: every pair comes out exactly once. A record all of whose
+//! windows are past their lateness is late: counted, and dropped or sent to `late_output`.
+use super::{
+    compile_where, duration_millis, plan_join, state_selector, Emitter, JoinPlan, KeyRow, Lateness, Side, StoredRow,
+};
 use eddy_api::config::ConfigDuration;
 use eddy_api::operator::InputPartitioning;
 use eddy_api::registry::PlanContext;
@@ -48,6 +56,15 @@ pub struct WindowJoinConfig {
     /// An optional condition over the output fields; pairs for which it is not true are not emitted.
     #[serde(default, rename = "where")]
     pub predicate: Option<Spanned<String>>,
+    /// How long after a window fired (in event time) records may still join in it (default 0); each
+    /// such record emits its new pairs at once.
+    #[serde(default)]
+    pub allowed_lateness: Option<Spanned<ConfigDuration>>,
+    /// Name of the side outputs for records later than the allowed lateness: `NAME_left` and
+    /// `NAME_right` (each with its input's schema), read as `inputs: [node.NAME_left]`; without it such
+    /// records are dropped and counted in the metrics.
+    #[serde(default)]
+    pub late_output: Option<Spanned<String>>,
 }
 
 /// `window:` of a window join.
@@ -146,6 +163,7 @@ struct Shared {
     join: JoinPlan,
     windows: Windows,
     predicate: Option<crate::expr::Expr>,
+    lateness: Lateness,
 }
 
 /// The planned `window_join`.
@@ -158,17 +176,21 @@ pub fn plan(cfg: WindowJoinConfig, ctx: &PlanContext<'_>) -> Result<WindowJoinBu
     let windows = Windows::plan(&cfg.window);
     let middle = [Field::new("window_start", DataType::Timestamp), Field::new("window_end", DataType::Timestamp)];
     let join = plan_join("window_join", cfg.key_by, &middle, None, ctx);
-    let (windows, join) = match (windows, join) {
-        (Ok(w), Ok(j)) => (w, j),
-        (w, j) => {
+    let lateness = Lateness::plan("window_join", cfg.allowed_lateness.as_ref(), cfg.late_output.as_ref(), ctx);
+    let (windows, mut join, lateness) = match (windows, join, lateness) {
+        (Ok(w), Ok(j), Ok(l)) => (w, j, l),
+        (w, j, l) => {
             let mut d = Diagnostics::new();
             d.extend(w.err().into_iter().flat_map(|d| d.0));
             d.extend(j.err().into_iter().flat_map(|d| d.0));
+            d.extend(l.err().into_iter().flat_map(|d| d.0));
             return Err(d);
         }
     };
+    // `window_end` (after the key fields and `window_start`) is the output's event time.
+    join.schema = Arc::new(join.schema.as_ref().clone().with_event_time(Some(join.key_len + 1)));
     let predicate = compile_where(cfg.predicate.as_ref(), &join.schema)?;
-    Ok(WindowJoinBuilder { shared: Arc::new(Shared { join, windows, predicate }) })
+    Ok(WindowJoinBuilder { shared: Arc::new(Shared { join, windows, predicate, lateness }) })
 }
 
 impl WindowJoinBuilder {
@@ -196,6 +218,10 @@ impl OperatorBuilder for WindowJoinBuilder {
         Some(state_selector(self.shared.join.key_len))
     }
 
+    fn side_outputs(&self) -> Vec<(String, SchemaRef)> {
+        self.shared.lateness.sides.clone()
+    }
+
     fn build(&self, _task: &TaskInfo) -> Result<Box<dyn Operator>> {
         let width = self.shared.join.schema.len();
         Ok(Box::new(WindowJoin {
@@ -203,6 +229,8 @@ impl OperatorBuilder for WindowJoinBuilder {
             lists: None,
             key: KeyRow::new(self.shared.join.key_len),
             windows: Vec::new(),
+            fired: Vec::new(),
+            late_rows: Vec::new(),
             emitter: Emitter::new(self.shared.predicate.clone(), width),
         }))
     }
@@ -215,6 +243,10 @@ struct WindowJoin {
     key: KeyRow,
     /// Scratch: the open windows of the record at hand.
     windows: Vec<Namespace>,
+    /// Scratch: its windows that fired but are within the allowed lateness.
+    fired: Vec<Namespace>,
+    /// Scratch: positions of the late rows of the batch at hand.
+    late_rows: Vec<usize>,
     emitter: Emitter,
 }
 
@@ -234,70 +266,108 @@ impl Operator for WindowJoin {
     fn process_batch(&mut self, input: &Batch, ctx: &mut Context<'_>) -> Result<()> {
         let (left, right) = self.lists()?;
         let shared = self.shared.clone();
-        let (side, list) = match Side::of_port(ctx.input_port())? {
-            Side::Left => (&shared.join.left, left),
-            Side::Right => (&shared.join.right, right),
+        let port = ctx.input_port();
+        let this = Side::of_port(port)?;
+        let (side, list, other) = match this {
+            Side::Left => (&shared.join.left, left, right),
+            Side::Right => (&shared.join.right, right, left),
         };
+        let lateness = shared.lateness.allowed;
         let wm = ctx.current_watermark();
-        let st = ctx.state()?;
-        let mut late = 0;
-        for row in input.rows() {
+        self.late_rows.clear();
+        for (i, row) in input.rows().enumerate() {
             let ts = side.time_of(row);
             if ts == i64::MIN {
-                late += 1;
+                self.late_rows.push(i);
                 continue;
             }
             self.windows.clear();
+            self.fired.clear();
             let mut any = false;
             for ns in shared.windows.of(ts) {
                 any = true;
-                // A window fires at end - 1; once the watermark is there it is gone.
-                if ns.end - 1 > wm {
+                // A window fires at end - 1 and is gone once the watermark is past that plus the lateness.
+                let fire = ns.end - 1;
+                if fire > wm {
                     self.windows.push(ns);
+                } else if fire.saturating_add(lateness) > wm {
+                    self.fired.push(ns);
                 }
             }
-            let Some((&last, rest)) = self.windows.split_last() else {
-                late += u64::from(any);
+            if self.windows.is_empty() && self.fired.is_empty() {
+                if any {
+                    self.late_rows.push(i);
+                }
                 continue;
-            };
+            }
+            let (st, out) = ctx.state_and_batch()?;
             if !self.key.set_current(&side.keys, row, st) {
                 continue;
             }
             let stored = side.store(row);
-            for &ns in rest {
+            for &ns in &self.windows {
                 list.add(st, ns, stored.clone());
                 st.register_event_timer(ns.end - 1, ns);
+                if lateness > 0 {
+                    st.register_event_timer((ns.end - 1).saturating_add(lateness), ns);
+                }
             }
-            list.add(st, last, stored);
-            st.register_event_timer(last.end - 1, last);
+            let key: StoredRow = if self.fired.is_empty() { StoredRow::default() } else { st.current_key().into() };
+            for &ns in &self.fired {
+                // A late firing: only the pairs this record makes (the rest came out already). The
+                // window may have had no rows when it fired, hence no cleanup timer yet.
+                st.register_event_timer((ns.end - 1).saturating_add(lateness), ns);
+                for partner in other.get(st, ns) {
+                    let (l, r) = match this {
+                        Side::Left => (&stored, partner),
+                        Side::Right => (partner, &stored),
+                    };
+                    emit_pair(&mut self.emitter, out, &key, ns, l, r);
+                }
+                list.add(st, ns, stored.clone());
+            }
         }
-        ctx.record_late(late, 0);
-        Ok(())
+        let late = std::mem::take(&mut self.late_rows);
+        let r = shared.lateness.send(ctx, input, port, &late);
+        self.late_rows = late;
+        r
     }
 
     fn on_timer(&mut self, timer: Timer, ctx: &mut Context<'_>) -> Result<()> {
         let (left, right) = self.lists()?;
         let ns = timer.namespace;
-        let st = ctx.state()?;
-        let lrows = left.take(st, ns);
-        let rrows = right.take(st, ns);
-        if lrows.is_empty() || rrows.is_empty() {
+        let lateness = self.shared.lateness.allowed;
+        let (st, out) = ctx.state_and_batch()?;
+        if timer.time != ns.end - 1 {
+            // The end of the allowed lateness: the window is gone.
+            left.clear(st, ns);
+            right.clear(st, ns);
             return Ok(());
         }
         let key: StoredRow = st.current_key().into();
-        let out = ctx.batch();
+        // Without lateness the firing is the window's last moment; with it the rows stay for late ones.
+        let (lrows, rrows) = if lateness == 0 {
+            (left.take(st, ns), right.take(st, ns))
+        } else {
+            (left.get(st, ns).to_vec(), right.get(st, ns).to_vec())
+        };
         for l in &lrows {
             for r in &rrows {
-                let b = self.emitter.target(out);
-                key.iter().for_each(|k| b.push(k.as_datum()));
-                b.push(Datum::Timestamp(ns.start));
-                b.push(Datum::Timestamp(ns.end));
-                l.iter().chain(r.iter()).for_each(|v| b.push(v.as_datum()));
-                self.emitter.finish(out);
+                emit_pair(&mut self.emitter, out, &key, ns, l, r);
             }
         }
         Ok(())
     }
+}
+
+/// Writes one joined row: key, window bounds, left fields, right fields (through the `where`).
+fn emit_pair(emitter: &mut Emitter, out: &mut Batch, key: &StoredRow, ns: Namespace, l: &StoredRow, r: &StoredRow) {
+    let b = emitter.target(out);
+    key.iter().for_each(|k| b.push(k.as_datum()));
+    b.push(Datum::Timestamp(ns.start));
+    b.push(Datum::Timestamp(ns.end));
+    l.iter().chain(r.iter()).for_each(|v| b.push(v.as_datum()));
+    emitter.finish(out);
 }
 
 #[cfg(test)]

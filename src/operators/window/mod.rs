@@ -7,7 +7,7 @@
 //!   config:
 //!     key_by: [auction]                 # omit after a key_by (inherited) or for one global window stream
 //!     window: { tumbling: 10s }         # | { sliding: 10s, slide: 2s } | { session: 10s } | { count: 100, slide: 10 } | global
-//!     time: event                       # event (default) | processing
+//!     time: event                       # event (default) | ingestion | processing
 //!     aggregate: { bids: "count(*)", max_price: "max(price)" }
 //!     allowed_lateness: 5s              # late firings update the result
 //!     late_output: late                 # side output for records later than that: `inputs: [per_auction.late]`
@@ -37,7 +37,7 @@ use assigner::Assigner;
 use eddy_api::config::{ConfigDuration, Entries};
 use eddy_api::key::{FieldKeys, KeySelector};
 use eddy_api::operator::InputPartitioning;
-use eddy_api::registry::PlanContext;
+use eddy_api::registry::{InputInfo, PlanContext};
 use eddy_api::{
     DataType, Diagnostic, Diagnostics, Field, Operator, OperatorBuilder, Result, Schema, SchemaRef, Span, Spanned,
     TaskInfo,
@@ -60,8 +60,11 @@ pub struct WindowConfig {
     /// `{ count: 100 }` or `{ count: 100, slide: 10 }` (records), or `global` (one window per key, fired
     /// at the end of the input and by the trigger).
     pub window: Spanned<WindowSpec>,
-    /// The clock of time windows: `event` (default; the input's event-time field, watermarks) or
-    /// `processing` (the operator's wall clock). Count and global windows do not use time.
+    /// The clock of time windows: `event` (default; the input's event-time field, watermarks),
+    /// `ingestion` (event time that is the wall clock at the source: the input's event time must be the
+    /// `ingestion_time` stamped by a source with `event_time: { ingestion: true }` or the job's
+    /// `time: ingestion`) or `processing` (the operator's wall clock). Count and global windows do not
+    /// use time.
     #[serde(default)]
     pub time: Option<Spanned<TimeMode>>,
     /// Output fields: `name: "aggregate(expression)"`, e.g. `bids: "count(*)"`, `max_price: "max(price)"`;
@@ -89,6 +92,8 @@ pub enum TimeMode {
     /// The record's event-time field; windows fire when the watermark passes their end.
     #[default]
     Event,
+    /// Event time stamped by the source's wall clock (checked at planning, then the same as `Event`).
+    Ingestion,
     /// The operator's wall clock when the record arrives; windows fire when the clock passes their end.
     Processing,
 }
@@ -386,6 +391,31 @@ fn trigger(cfg: Option<&Spanned<TriggerConfig>>, assigner: Option<&Assigner>, di
     Trigger { early, purge: t.purge }
 }
 
+/// `time: ingestion` needs input whose event time is the `ingestion_time` a source stamped.
+fn check_ingestion(at: Span, input: &InputInfo, diags: &mut Diagnostics) {
+    let field = crate::connectors::ingestion::INGESTION_FIELD;
+    let schema = &input.schema;
+    let d = match schema.event_time().map(|i| schema.fields()[i].name.as_str()) {
+        Some(name) if name == field => return,
+        Some(name) => Diagnostic::at(
+            at,
+            format!("window: `time: ingestion`, but the event time of `{}` is its field `{name}`", input.name),
+        )
+        .with_hint(format!(
+            "ingestion time is the `{field}` stamped at a source with `event_time: {{ ingestion: true }}`; for the \
+             records' own time write `time: event`"
+        )),
+        None => {
+            Diagnostic::at(at, format!("window: `time: ingestion`, but the input `{}` has no event time", input.name))
+                .with_hint(
+                "stamp it at the source: `event_time: { ingestion: true }` beside `type`, or `time: ingestion` at the \
+                 top of the job",
+            )
+        }
+    };
+    diags.push(d);
+}
+
 /// Resolves the key, checks the window, time and lateness settings, compiles the aggregates and derives
 /// the output schema (and the late side output's).
 pub fn plan(cfg: WindowConfig, ctx: &PlanContext<'_>) -> Result<WindowBuilder, Diagnostics> {
@@ -427,10 +457,15 @@ pub fn plan(cfg: WindowConfig, ctx: &PlanContext<'_>) -> Result<WindowBuilder, D
         (t, false) if assigner.is_none() => t.as_ref().map(|t| t.value),
         _ => None,
     };
+    if time == Some(TimeMode::Ingestion) && assigner.is_some() {
+        check_ingestion(cfg.time.as_ref().map_or(cfg.window.span, |t| t.span), input, &mut diags);
+    }
+    // Past that check, ingestion time is event time.
+    let time = time.map(|t| if t == TimeMode::Ingestion { TimeMode::Event } else { t });
     let event = time == Some(TimeMode::Event);
     let ts_field = match (event, schema.event_time()) {
         (true, Some(i)) => i,
-        (true, None) if assigner.is_some() => {
+        (true, None) if assigner.is_some() && cfg.time.as_ref().is_none_or(|t| t.value != TimeMode::Ingestion) => {
             let at = cfg.time.as_ref().map_or(cfg.window.span, |t| t.span);
             diags.push(
                 Diagnostic::at(
