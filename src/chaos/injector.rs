@@ -154,7 +154,10 @@ impl ChaosInjector {
                     }
                     self.promote(&mut st, i, now);
                     let pending = &mut st.periodic[i].pending;
-                    let Some(pos) = pending.iter().position(|inst| inst.phase == site.phase) else { continue };
+                    let fits = |inst: &Instance| {
+                        inst.phase == site.phase && inst.node.as_deref().is_none_or(|n| n == site.node)
+                    };
+                    let Some(pos) = pending.iter().position(fits) else { continue };
                     let inst = pending.remove(pos);
                     self.record(&mut st, i, task, site.phase.as_str());
                     return match &fault.spec {
@@ -268,6 +271,20 @@ mod tests {
         let phases: Vec<String> = inj.log().into_iter().map(|f| f.phase).collect();
         assert_eq!(phases, ["processing", "commit", "snapshot", "restore"]);
         assert_eq!(inj.tallies()[0], Tally { fired: 4, pending: 0 });
+    }
+
+    #[test]
+    fn an_instance_for_a_picked_node_fires_only_there() {
+        let plan = Plan::new(
+            42,
+            vec![FaultSpec::KillTask { target: Target::Any, every: Duration::from_nanos(1), count: Some(1) }],
+        )
+        .with_nodes(vec!["bids".into(), "totals".into()]);
+        let picked = plan.instance(1, 1).unwrap().node.unwrap();
+        let other = if picked == "bids" { "totals" } else { "bids" };
+        let inj = ChaosInjector::new(Arc::new(plan));
+        assert_eq!(inj.at(site(other, Phase::Processing, 5)), FaultAction::None);
+        assert!(matches!(inj.at(site(&picked, Phase::Processing, 5)), FaultAction::Panic(_)));
     }
 
     #[test]

@@ -187,7 +187,7 @@ pub struct ChaosSpec {
 }
 
 /// One instance of a periodic fault.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Instance {
     /// 1-based number of the instance.
     pub k: u64,
@@ -195,6 +195,8 @@ pub struct Instance {
     pub due: Duration,
     /// The phase it fires in.
     pub phase: Phase,
+    /// For a fault targeting `any`: the node picked from the seed (`None`: the fault's own target).
+    pub node: Option<String>,
 }
 
 /// A fault of the plan, with its expansion.
@@ -213,6 +215,8 @@ pub struct Plan {
     pub seed: u64,
     /// The faults.
     pub faults: Vec<PlannedFault>,
+    /// The nodes that run in tasks (routing nodes such as `key_by` do not), which `any` picks from.
+    pub nodes: Vec<String>,
 }
 
 /// Instances of a periodic fault listed in the plan before `...`.
@@ -222,7 +226,15 @@ impl Plan {
     /// Expands a spec with a seed.
     pub fn new(seed: u64, faults: Vec<FaultSpec>) -> Self {
         let faults = faults.into_iter().enumerate().map(|(i, spec)| PlannedFault { id: i + 1, spec }).collect();
-        Plan { seed, faults }
+        Plan { seed, faults, nodes: Vec::new() }
+    }
+
+    /// The same plan with the job's task nodes, so that each instance of a fault targeting `any`
+    /// targets a node picked from the seed (every node then takes its share of faults, not just the
+    /// first one to reach a site).
+    pub fn with_nodes(mut self, nodes: Vec<String>) -> Self {
+        self.nodes = nodes;
+        self
     }
 
     /// The `k`-th (1-based) instance of periodic fault `id`, or `None` for other faults or beyond the cap.
@@ -237,7 +249,15 @@ impl Plan {
         let nominal = every.as_secs_f64() * k as f64;
         let due = Duration::from_secs_f64((nominal + jitter * 0.5 * every.as_secs_f64()).max(0.0));
         let phase = PHASES[((k - 1) % PHASES.len() as u64) as usize];
-        Some(Instance { k, due, phase })
+        let any = matches!(
+            fault.spec,
+            FaultSpec::KillTask { target: Target::Any, .. } | FaultSpec::DelayTask { target: Target::Any, .. }
+        );
+        let node = (any && !self.nodes.is_empty()).then(|| {
+            let pick = mix(self.seed, &[id as u64, k, 0x6e6f_6465]) % self.nodes.len() as u64;
+            self.nodes[pick as usize].clone()
+        });
+        Some(Instance { k, due, phase, node })
     }
 
     /// The seeded moment of the `k`-th process kill, as a fraction of the clean run's wall time into a
@@ -268,7 +288,10 @@ impl fmt::Display for Plan {
             if fault.spec.every().is_some() {
                 let shown: Vec<String> = (1..=SHOWN)
                     .map_while(|k| self.instance(fault.id, k))
-                    .map(|i| format!("{} @{}", i.phase.as_str(), fmt_duration(i.due)))
+                    .map(|i| match &i.node {
+                        Some(n) => format!("{} {n} @{}", i.phase.as_str(), fmt_duration(i.due)),
+                        None => format!("{} @{}", i.phase.as_str(), fmt_duration(i.due)),
+                    })
                     .collect();
                 let more = if self.instance(fault.id, SHOWN + 1).is_some() { ", ..." } else { "" };
                 writeln!(f, "       {}{more}", shown.join(", "))?;
@@ -730,6 +753,21 @@ mod tests {
         let q = Plan::new(7, vec![FaultSpec::DropCheckpointAck { probability: 0.1, count: None }]);
         assert!(q.instance(1, 1).is_none());
         assert!(q.drops_acks());
+    }
+
+    #[test]
+    fn any_picks_a_node_per_instance_from_the_seed() {
+        let nodes: Vec<String> = NODES.iter().map(|n| n.to_string()).collect();
+        let a = Plan::new(42, kills(None)).with_nodes(nodes.clone());
+        let b = Plan::new(42, kills(None)).with_nodes(nodes.clone());
+        let picks: Vec<String> = (1..=40).map(|k| a.instance(1, k).unwrap().node.unwrap()).collect();
+        assert_eq!(picks, (1..=40).map(|k| b.instance(1, k).unwrap().node.unwrap()).collect::<Vec<_>>());
+        for n in NODES {
+            assert!(picks.iter().any(|p| p == n), "{n} never picked: {picks:?}");
+        }
+        // A named target keeps its own node.
+        assert_eq!(a.instance(2, 1).unwrap().node, None);
+        assert!(a.to_string().contains(&format!("processing {} @", picks[0])), "{a}");
     }
 
     #[test]

@@ -190,10 +190,11 @@ pub fn prepare<'r>(registry: &'r Registry, opts: &ChaosOptions) -> Result<ChaosR
         Some(w) => w.clone(),
         None => std::env::temp_dir().join(format!("eddy-chaos-{job}-{}-{}", std::process::id(), now_ms())),
     };
+    let task_nodes = prepared.graph.vertices.iter().flat_map(|v| v.node_names()).map(|n| n.to_string()).collect();
     Ok(ChaosRun {
         registry,
         opts: opts.clone(),
-        plan: Arc::new(Plan::new(seed, faults)),
+        plan: Arc::new(Plan::new(seed, faults).with_nodes(task_nodes)),
         file: opts.file.display().to_string(),
         job,
         workdir,
