@@ -1,5 +1,6 @@
 //! The `eddy` command line. [`Cli`] is also the entry point for a custom binary that registers its own
 //! operators: `fn main() -> ExitCode { eddy::Cli::new().with(|r| { r.operator(...); }).run() }`.
+mod chaos;
 mod checkpoints;
 mod progress;
 
@@ -21,6 +22,7 @@ Examples:
   eddy list;  eddy stop;  eddy cancel --url http://10.0.0.5:8081
   eddy validate job.yaml
   eddy graph job.yaml --dot | dot -Tsvg > job.svg
+  eddy chaos examples/chaos.yaml --seed 7          (clean run vs run under injected faults)
 
 A running job serves its dashboard and API on http://127.0.0.1:8081/ (see --listen, --no-http).
 Logs go to stderr; set EDDY_LOG (e.g. EDDY_LOG=info or EDDY_LOG=eddy_actors=debug) for more.";
@@ -138,6 +140,30 @@ enum Command {
         #[arg(long = "option", value_name = "KEY=VALUE")]
         options: Vec<String>,
     },
+    /// Run a bounded job clean, then under seeded injected faults (the `chaos:` section or --fault),
+    /// and compare the outputs of its file sinks; exit 0 only when they match and every fault fired.
+    Chaos {
+        /// The job file (YAML); it needs `checkpoints:` and a bounded input.
+        file: PathBuf,
+        /// Seed of the fault plan (default: `chaos.seed`, else a fresh one, printed).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// A fault, replacing the file's `chaos.faults`, e.g. `--fault "kill_task: any, every: 2s"`;
+        /// repeatable.
+        #[arg(long = "fault", value_name = "SPEC")]
+        fault: Vec<String>,
+        /// Kill the whole `eddy run` process with SIGKILL at seeded moments (N times, default 3) and
+        /// restart it with `--restore latest`, instead of injecting faults in-process.
+        #[arg(long, value_name = "N", num_args = 0..=1, require_equals = true,
+              default_missing_value = "3")]
+        kill_process: Option<u64>,
+        /// Override a value of the job file (both runs).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Where both runs write their outputs and checkpoints [default: a fresh temp directory].
+        #[arg(long, value_name = "DIR")]
+        workdir: Option<PathBuf>,
+    },
 }
 
 /// The `eddy` command line over a registry of node types.
@@ -186,16 +212,18 @@ impl Cli {
                 let start = job::StartOptions { restore, allow_non_restored_state };
                 self.run_job(RunOptions { file, set, quiet, listen, no_http, token, linger, start })
             }
-            Command::Validate { file, set } => match job::prepare(&file, &set, &self.registry) {
-                Ok(p) => {
-                    println!("{}: ok ({} nodes, {} tasks)", file.display(), p.plan.nodes.len(), task_count(&p));
-                    ExitCode::SUCCESS
+            Command::Validate { file, set } => {
+                match job::prepare(&file, &set, &self.registry).and_then(chaos_section) {
+                    Ok(p) => {
+                        println!("{}: ok ({} nodes, {} tasks)", file.display(), p.plan.nodes.len(), task_count(&p));
+                        ExitCode::SUCCESS
+                    }
+                    Err(report) => {
+                        eprintln!("{report}");
+                        ExitCode::from(2)
+                    }
                 }
-                Err(report) => {
-                    eprintln!("{report}");
-                    ExitCode::from(2)
-                }
-            },
+            }
             Command::Graph { file, dot, set } => match job::prepare(&file, &set, &self.registry) {
                 Ok(p) => {
                     let out =
@@ -215,6 +243,18 @@ impl Cli {
             Command::Savepoint(r) => savepoint(&r, "api/v1/job/savepoints"),
             Command::Checkpoints { storage, verify, job, options } => {
                 checkpoints::command(&self.registry, &storage, &options, verify.as_deref(), job.as_deref())
+            }
+            Command::Chaos { file, seed, fault, kill_process, set, workdir } => {
+                let opts = crate::chaos::ChaosOptions {
+                    file,
+                    overrides: set,
+                    seed,
+                    faults: fault,
+                    kill_process,
+                    workdir,
+                    eddy_binary: None,
+                };
+                chaos::command(&self.registry, opts)
             }
         }
     }
@@ -406,6 +446,16 @@ fn print_action(body: &serde_json::Value) {
     }
     if let Some(note) = body.get("note").and_then(|v| v.as_str()) {
         println!("note: {note}");
+    }
+}
+
+/// Checks a job's `chaos:` section (only `eddy chaos` uses it, but `eddy validate` reports its problems).
+fn chaos_section(p: job::PreparedJob) -> Result<job::PreparedJob, crate::config::Report> {
+    let Some(section) = p.spec.section("chaos") else { return Ok(p) };
+    let nodes: Vec<&str> = p.spec.nodes.iter().map(|n| n.name.value.as_str()).collect();
+    match crate::chaos::plan::read_section(section, &nodes) {
+        Ok(_) => Ok(p),
+        Err(d) => Err(crate::config::Report::new(p.spec.file.clone(), p.spec.source.clone(), d)),
     }
 }
 

@@ -7,6 +7,7 @@
 
 pub use eddy_api as api;
 
+pub mod chaos;
 pub mod checkpoint;
 pub mod cli;
 pub mod config;
