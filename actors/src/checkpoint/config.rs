@@ -25,7 +25,7 @@ pub struct CheckpointConfig {
     pub timeout: Duration,
     /// Completed checkpoints kept; older ones are deleted.
     pub retain: usize,
-    /// Failed checkpoints in a row that the job tolerates; one more fails the job.
+    /// Failed checkpoints in a row that the job tolerates; one more fails it over (restarts from the last completed one).
     pub tolerable_failures: usize,
     /// Checkpoints in flight at once.
     pub max_concurrent: usize,

@@ -169,6 +169,11 @@ impl Tracker {
         aborted
     }
 
+    /// Forgets the failures in a row (the job is failing over because of them).
+    pub fn reset_failures(&mut self) {
+        self.failures_in_a_row = 0;
+    }
+
     /// Checkpoints that have timed out by `now_ms` (still pending: call [`failed`](Self::failed)).
     pub fn timed_out(&self, now_ms: u64) -> Vec<u64> {
         self.pending

@@ -2,7 +2,7 @@
 //! acknowledgements, writing the metadata last, notifying the tasks, retention, and failure handling
 //! within `tolerable_failures`. The decisions are the [`Tracker`](crate::checkpoint::tracker::Tracker)'s;
 //! this file does the messaging and the storage calls.
-use super::{CompletedCheckpoint, Coordinator, JobError, JobErrorKind, JobSummary};
+use super::{CompletedCheckpoint, Coordinator, JobSummary};
 use crate::checkpoint::format::FORMAT_VERSION;
 use crate::checkpoint::tracker::{AckOutcome, FailureVerdict, Pending};
 use crate::checkpoint::{checkpoint_dir, CheckpointMetadata, TaskFile, METADATA_FILE};
@@ -175,7 +175,7 @@ impl Coordinator {
         }
     }
 
-    /// Checkpoint `id` failed; the job fails only after more than `tolerable_failures` in a row.
+    /// Checkpoint `id` failed; more than `tolerable_failures` in a row fail the job over (restart strategy).
     fn checkpoint_failed(&mut self, ctx: &mut Context<Self>, id: u64, reason: String) {
         let Some(cp) = self.checkpoints.as_mut() else { return };
         let now = cp.now();
@@ -204,17 +204,10 @@ impl Coordinator {
         }
         match verdict {
             FailureVerdict::FailJob(n) => {
-                self.cancel_tasks();
-                let err = JobError {
-                    job: self.graph.job.to_string(),
-                    node: String::new(),
-                    subtask: 0,
-                    message: format!(
-                        "{n} checkpoints failed in a row (tolerable_failures: {tolerable}); the last: checkpoint {id}: {reason}"
-                    ),
-                    kind: JobErrorKind::Failed,
-                };
-                self.complete(ctx, Err(err));
+                let message = format!(
+                    "{n} checkpoints failed in a row (tolerable_failures: {tolerable}); the last: checkpoint {id}: {reason}"
+                );
+                self.checkpoints_failed(ctx, message);
             }
             FailureVerdict::Tolerated(_) if was_final => {
                 // Every task has ended; try the final checkpoint again after a pause.

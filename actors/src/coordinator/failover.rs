@@ -103,7 +103,21 @@ impl Coordinator {
     /// A task of the current attempt failed: restart what the failover mode says after the strategy's
     /// delay, or fail the job when the strategy gives up.
     pub(super) fn task_failed(&mut self, ctx: &mut Context<Self>, i: usize, node: String, error: String) {
-        let task = self.slots[i].id;
+        self.fail_over(ctx, i, false, node, error);
+    }
+
+    /// Too many checkpoints failed in a row: like Flink, the job fails over (every task restarts from
+    /// the last completed checkpoint) if the restart strategy allows, else it fails.
+    pub(super) fn checkpoints_failed(&mut self, ctx: &mut Context<Self>, error: String) {
+        if let Some(cp) = self.checkpoints.as_mut() {
+            cp.tracker.reset_failures();
+        }
+        self.fail_over(ctx, 0, true, String::new(), error);
+    }
+
+    /// Restarts the region of task `i` (or everything when `all` or in full failover), or fails the job.
+    fn fail_over(&mut self, ctx: &mut Context<Self>, i: usize, all: bool, node: String, error: String) {
+        let Some(task) = self.slots.get(i).map(|s| s.id) else { return };
         let decision = self.failover.tracker.on_failure(self.started.elapsed());
         let restarted = matches!(decision, Decision::Restart { .. });
         self.handle.update(|s| {
@@ -141,7 +155,9 @@ impl Coordinator {
         let finishing = self.checkpoints.as_ref().is_some_and(|c| c.final_triggered);
         let region = self.failover.regions[task.vertex];
         let selected: Vec<bool> = match self.failover.mode {
-            graph::Failover::Region if !finishing => self.failover.regions.iter().map(|r| *r == region).collect(),
+            graph::Failover::Region if !finishing && !all => {
+                self.failover.regions.iter().map(|r| *r == region).collect()
+            }
             _ => vec![true; self.graph.vertices.len()],
         };
         let restart: Vec<usize> = (0..self.slots.len()).filter(|&t| selected[self.slots[t].id.vertex]).collect();
