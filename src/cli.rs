@@ -84,7 +84,8 @@ enum Command {
         #[arg(long)]
         linger: bool,
         /// Resume from a checkpoint or savepoint: `latest` (the newest complete checkpoint in the job's
-        /// `checkpoints.storage`), a directory under it (`chk-0000000007`), or a full URL.
+        /// `checkpoints.storage`), a directory under it (`chk-0000000007`), or an absolute path or URL (e.g.
+        /// a savepoint taken with `eddy savepoint --dir`).
         #[arg(long, value_name = "PATH|latest")]
         restore: Option<String>,
         /// With --restore: drop the state of nodes the job no longer has instead of refusing.
@@ -120,11 +121,22 @@ enum Command {
         /// Take a savepoint first and stop right after it.
         #[arg(long)]
         savepoint: bool,
+        /// With --savepoint: write it under this location (file:///path, s3://bucket/prefix or a path)
+        /// instead of the job's checkpoint storage.
+        #[arg(long, value_name = "URL", requires = "savepoint")]
+        dir: Option<String>,
     },
     /// Cancel the job served at --url: its tasks stop at once and `eddy run` exits with an error.
     Cancel(Remote),
     /// Take a savepoint of the job served at --url and print where it is.
-    Savepoint(Remote),
+    Savepoint {
+        #[command(flatten)]
+        remote: Remote,
+        /// Write it under this location (file:///path, s3://bucket/prefix or a path) instead of the
+        /// job's checkpoint storage; it is self-contained and is restored with `eddy run --restore`.
+        #[arg(long, value_name = "URL")]
+        dir: Option<String>,
+    },
     /// List the checkpoints and savepoints in a storage location, or verify one against a job.
     Checkpoints {
         /// The storage: a URL (file:///path, s3://bucket/prefix, memory://name) or a path.
@@ -237,10 +249,12 @@ impl Cli {
                 }
             },
             Command::List(r) => remote(&r, "GET", "api/v1/jobs", print_jobs),
-            Command::Stop { remote: r, savepoint: false } => remote(&r, "POST", "api/v1/job/stop", print_action),
-            Command::Stop { remote: r, savepoint: true } => savepoint(&r, "api/v1/job/stop?savepoint=true"),
+            Command::Stop { remote: r, savepoint: false, .. } => remote(&r, "POST", "api/v1/job/stop", print_action),
+            Command::Stop { remote: r, savepoint: true, dir } => {
+                savepoint(&r, &with_dir("api/v1/job/stop?savepoint=true", dir.as_deref()))
+            }
             Command::Cancel(r) => remote(&r, "POST", "api/v1/job/cancel", print_action),
-            Command::Savepoint(r) => savepoint(&r, "api/v1/job/savepoints"),
+            Command::Savepoint { remote: r, dir } => savepoint(&r, &with_dir("api/v1/job/savepoints", dir.as_deref())),
             Command::Checkpoints { storage, verify, job, options } => {
                 checkpoints::command(&self.registry, &storage, &options, verify.as_deref(), job.as_deref())
             }
@@ -375,6 +389,20 @@ fn remote(r: &Remote, method: &str, path: &str, print: fn(&serde_json::Value)) -
     }
     print(&body);
     ExitCode::SUCCESS
+}
+
+/// `path` with `dir=<dir>` added to its query. A relative local path is made absolute first: the server
+/// may run elsewhere.
+fn with_dir(path: &str, dir: Option<&str>) -> String {
+    let Some(dir) = dir else { return path.to_string() };
+    let absolute = match std::path::Path::new(dir) {
+        p if p.is_relative() && !dir.contains("://") => {
+            std::env::current_dir().map(|cwd| cwd.join(p).display().to_string()).unwrap_or_else(|_| dir.to_string())
+        }
+        _ => dir.to_string(),
+    };
+    let sep = if path.contains('?') { '&' } else { '?' };
+    format!("{path}{sep}dir={}", form_urlencoded::byte_serialize(absolute.as_bytes()).collect::<String>())
 }
 
 /// Triggers a savepoint (or a stop with one) and waits until it is complete; prints its location.

@@ -213,6 +213,7 @@ impl PreparedJob {
                     max_concurrent: c.max_concurrent,
                     min_pause: c.min_pause,
                     store: store.clone(),
+                    targets: Default::default(),
                 });
                 self.graph.first_checkpoint_id = highest_checkpoint_id(&store)?.map_or(1, |id| id + 1);
                 Some(store)
@@ -223,8 +224,12 @@ impl PreparedJob {
         let (store, which) = match (store, target) {
             (Some(s), "latest") => (s, RestoreTarget::Latest),
             (None, "latest") => return Err(SetupError::NoStorage),
-            (Some(s), path) => (s, RestoreTarget::Path(path.to_string())),
-            (None, path) => (Arc::new(OpendalStore::open(path)?), RestoreTarget::Path(String::new())),
+            // A URL or an absolute path stands alone (e.g. a savepoint taken with `--dir`); anything else
+            // is a directory under the job's checkpoint storage.
+            (Some(s), path) if !path.contains("://") && !Path::new(path).is_absolute() => {
+                (s, RestoreTarget::Path(path.to_string()))
+            }
+            (_, path) => (Arc::new(OpendalStore::open(path)?), RestoreTarget::Path(String::new())),
         };
         let latest = which == RestoreTarget::Latest;
         let loading = std::time::Instant::now();

@@ -416,3 +416,51 @@ fn stop_with_a_savepoint_through_the_api_and_restore_it() {
     assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
     assert_eq!(committed(&dir), expected, "resumed from the savepoint: the same result as an uninterrupted run");
 }
+
+#[test]
+fn a_savepoint_to_a_directory_of_its_own_restores_from_there() {
+    let clean = temp_dir("spdir-clean");
+    let out =
+        eddy().args(["run", "--no-http", "-q"]).arg(job_file(&clean, &checkpointed(&clean, "spdir"))).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let expected = committed(&clean);
+
+    let dir = temp_dir("spdir");
+    let file = job_file(&dir, &checkpointed(&dir, "spdir"));
+    let mut job = RunningJob::start(&file, &["--listen", "127.0.0.1:0"], &[]);
+    job.until_state("running", None);
+    job.until("records", |j| {
+        let m = j.json("api/v1/job/metrics", None);
+        (node(&m, "seq")["records_out"].as_u64().unwrap() > 500).then_some(())
+    });
+    // A savepoint while running, to one directory; then stop with another savepoint, to a second one.
+    let (first, last) = (dir.join("savepoints"), dir.join("final"));
+    let sp = eddy().args(["savepoint", "--url", &job.url, "--dir"]).arg(&first).output().unwrap();
+    let printed = String::from_utf8_lossy(&sp.stdout).to_string();
+    assert!(sp.status.success(), "{}", String::from_utf8_lossy(&sp.stderr));
+    assert!(printed.contains(&format!("file://{}/savepoint-", first.display())), "{printed}");
+    let bad = eddy().args(["savepoint", "--url", &job.url, "--dir", "nosuch://x"]).output().unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("nosuch://x"), "{bad:?}");
+    let stop = eddy().args(["stop", "--savepoint", "--url", &job.url, "--dir"]).arg(&last).output().unwrap();
+    assert!(stop.status.success(), "{}", String::from_utf8_lossy(&stop.stderr));
+    let (status, stderr) = job.wait();
+    assert!(status.success(), "{stderr}");
+
+    let savepoints = |d: &std::path::Path| -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(d)
+            .map(|r| r.flatten().map(|e| e.path()).filter(|p| p.join("_metadata").is_file()).collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(savepoints(&first).len(), 1, "the first savepoint is complete in its own directory");
+    let stopped_at = savepoints(&last);
+    assert_eq!(stopped_at.len(), 1, "the stop's savepoint is complete in its own directory");
+    let in_storage = std::fs::read_dir(dir.join("chk")).unwrap().flatten();
+    assert!(
+        !in_storage.map(|e| e.file_name().to_string_lossy().to_string()).any(|n| n.starts_with("savepoint-")),
+        "nothing of the savepoints is in the job's checkpoint storage"
+    );
+    let resumed = eddy().args(["run", "--no-http", "-q", "--restore"]).arg(&stopped_at[0]).arg(&file).output().unwrap();
+    assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
+    assert_eq!(committed(&dir), expected, "resumed from the savepoint: the same result as an uninterrupted run");
+}

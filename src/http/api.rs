@@ -4,11 +4,13 @@
 //! samples of the history (so they lag by up to one sample interval).
 use super::history::{node_rates, rates, Rates};
 use super::{prometheus, AppState};
+use crate::checkpoint::OpendalStore;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
-use eddy_actors::coordinator::{now_ms, ControlError, JobState, JobStatus};
+use eddy_actors::coordinator::{now_ms, ControlError, JobState, JobStatus, SavepointTarget};
 use eddy_actors::metrics::SubtaskSnapshot;
 use serde_json::{json, Map, Value};
+use std::sync::Arc;
 
 const DASHBOARD: &str = include_str!("assets/dashboard.html");
 const OPENAPI: &str = include_str!("assets/openapi.json");
@@ -360,21 +362,51 @@ async fn cancel(state: Data) -> HttpResponse {
 struct StopQuery {
     #[serde(default)]
     savepoint: bool,
+    /// Where the savepoint goes instead of the job's checkpoint storage.
+    #[serde(default)]
+    dir: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct SavepointQuery {
+    /// Where the savepoint goes instead of the job's checkpoint storage.
+    #[serde(default)]
+    dir: Option<String>,
+}
+
+/// Opens `?dir=URL`: a storage URL (`file:///path`, `s3://bucket/prefix`) or a path.
+fn savepoint_target(dir: Option<&str>) -> Result<Option<SavepointTarget>, String> {
+    let Some(dir) = dir.filter(|d| !d.is_empty()) else { return Ok(None) };
+    match OpendalStore::open(dir) {
+        Ok(store) => Ok(Some(SavepointTarget(Arc::new(store)))),
+        Err(e) => Err(format!("dir `{dir}`: {e}")),
+    }
 }
 
 async fn stop(state: Data, q: web::Query<StopQuery>) -> HttpResponse {
     if q.savepoint {
-        let r = state.job.stop_with_savepoint();
+        let target = match savepoint_target(q.dir.as_deref()) {
+            Ok(t) => t,
+            Err(message) => return error(StatusCode::BAD_REQUEST, &message),
+        };
+        let r = state.job.stop_with_savepoint(target);
         let note = "stopping after a savepoint: GET /api/v1/job/savepoints shows it when complete";
         return control(&state, r, json!({ "note": note }));
+    }
+    if q.dir.is_some() {
+        return error(StatusCode::BAD_REQUEST, "`dir` only applies with `savepoint=true`");
     }
     let r = state.job.stop();
     let note = "stopping: sources end their input and the job drains (use ?savepoint=true to resume later)";
     control(&state, r, json!({ "note": note }))
 }
 
-async fn trigger_savepoint(state: Data) -> HttpResponse {
-    let r = state.job.savepoint();
+async fn trigger_savepoint(state: Data, q: web::Query<SavepointQuery>) -> HttpResponse {
+    let target = match savepoint_target(q.dir.as_deref()) {
+        Ok(t) => t,
+        Err(message) => return error(StatusCode::BAD_REQUEST, &message),
+    };
+    let r = state.job.savepoint(target);
     let note = "savepoint triggered: GET /api/v1/job/savepoints shows it when complete";
     control(&state, r, json!({ "note": note }))
 }

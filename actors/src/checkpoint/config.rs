@@ -1,5 +1,6 @@
 //! The checkpoint settings of a job.
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use super::store::CheckpointStore;
@@ -33,6 +34,38 @@ pub struct CheckpointConfig {
     pub min_pause: Duration,
     /// Where snapshots go.
     pub store: Arc<dyn CheckpointStore>,
+    /// Savepoints taken to a location of their own (`eddy savepoint --dir`), by checkpoint id.
+    pub targets: SavepointTargets,
+}
+
+impl CheckpointConfig {
+    /// Where checkpoint or savepoint `id` is written: its own target, else [`store`](Self::store).
+    pub fn store_for(&self, id: u64) -> Arc<dyn CheckpointStore> {
+        self.targets.get(id).unwrap_or_else(|| self.store.clone())
+    }
+}
+
+/// The stores of savepoints taken to a location of their own, by checkpoint id, shared by the coordinator
+/// and the tasks: the coordinator adds a target before it triggers the savepoint and removes it once the
+/// savepoint completed or failed; tasks write their snapshot files where it says.
+#[derive(Clone, Default)]
+pub struct SavepointTargets(Arc<Mutex<BTreeMap<u64, Arc<dyn CheckpointStore>>>>);
+
+impl SavepointTargets {
+    /// Savepoint `id` goes to `store`.
+    pub fn insert(&self, id: u64, store: Arc<dyn CheckpointStore>) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).insert(id, store);
+    }
+
+    /// The target of savepoint `id`, if it has one.
+    pub fn get(&self, id: u64) -> Option<Arc<dyn CheckpointStore>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).get(&id).cloned()
+    }
+
+    /// Forgets the target of `id` (completed or failed).
+    pub fn remove(&self, id: u64) -> Option<Arc<dyn CheckpointStore>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).remove(&id)
+    }
 }
 
 impl std::fmt::Debug for CheckpointConfig {

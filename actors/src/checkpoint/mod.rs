@@ -15,7 +15,7 @@ pub mod restore;
 pub mod store;
 pub mod tracker;
 
-pub use config::{CheckpointConfig, CheckpointMode};
+pub use config::{CheckpointConfig, CheckpointMode, SavepointTargets};
 pub use format::{CheckpointMetadata, NodeState, TaskFile, TaskSnapshot};
 pub use restore::RestoredCheckpoint;
 pub use store::{CheckpointStore, StoreError, StoreFuture};

@@ -5,10 +5,11 @@
 use super::{CompletedCheckpoint, Coordinator, JobSummary};
 use crate::checkpoint::format::FORMAT_VERSION;
 use crate::checkpoint::tracker::{AckOutcome, FailureVerdict, Pending};
-use crate::checkpoint::{checkpoint_dir, CheckpointMetadata, TaskFile, METADATA_FILE};
+use crate::checkpoint::{checkpoint_dir, CheckpointMetadata, CheckpointStore, TaskFile, METADATA_FILE};
 use crate::task::{CheckpointComplete, TaskId, TriggerCheckpoint};
 use actix::prelude::*;
 use eddy_api::CheckpointBarrier;
+use std::sync::Arc;
 use std::time::Duration;
 use tracing::{info, warn};
 
@@ -34,15 +35,26 @@ impl Coordinator {
             return;
         }
         if cp.tracker.may_trigger(cp.now()) {
-            self.trigger(ctx, false, false);
+            self.trigger(ctx, false, false, None);
         }
     }
 
-    /// Triggers a checkpoint: sources inject its barrier, tasks that have ended snapshot directly.
-    pub(super) fn trigger(&mut self, _ctx: &mut Context<Self>, savepoint: bool, last: bool) -> Option<u64> {
+    /// Triggers a checkpoint: sources inject its barrier, tasks that have ended snapshot directly. A
+    /// savepoint with a `target` is written there instead of the job's checkpoint storage.
+    pub(super) fn trigger(
+        &mut self,
+        _ctx: &mut Context<Self>,
+        savepoint: bool,
+        last: bool,
+        target: Option<Arc<dyn CheckpointStore>>,
+    ) -> Option<u64> {
         let cp = self.checkpoints.as_mut()?;
         let now = cp.now();
         let id = cp.tracker.trigger(now, savepoint, last);
+        if let Some(store) = target {
+            // Before any barrier: the tasks look the target up when they write.
+            cp.config.targets.insert(id, store);
+        }
         let barrier = CheckpointBarrier { id, savepoint };
         for (i, t) in self.tasks.iter().enumerate() {
             if let Some(t) = t.as_ref().filter(|_| last || self.slots[i].source || cp.finished[i]) {
@@ -70,7 +82,7 @@ impl Coordinator {
         }
         if cp.finished.iter().all(|f| *f) && !cp.final_triggered {
             info!("every task has ended: taking the final checkpoint");
-            self.trigger(ctx, false, true);
+            self.trigger(ctx, false, true, None);
         }
     }
 
@@ -111,7 +123,7 @@ impl Coordinator {
             max_parallelism: self.graph.max_parallelism,
             tasks: p.acks.into_iter().flatten().collect(),
         };
-        let store = cp.config.store.clone();
+        let store = cp.config.store_for(p.id);
         let path = format!("{dir}/{METADATA_FILE}");
         let bytes = meta.to_bytes();
         let fut = async move { store.write_atomic(path, bytes).await };
@@ -125,10 +137,13 @@ impl Coordinator {
         let Some(cp) = self.checkpoints.as_mut() else { return };
         let now = cp.now();
         let subsumed = cp.tracker.completed(meta.id, now);
-        if cp.latest.as_ref().is_none_or(|l| l.id < meta.id) {
+        // A savepoint elsewhere belongs to the user: restarts keep restoring from the job's own storage.
+        let elsewhere = cp.config.targets.remove(meta.id);
+        if elsewhere.is_none() && cp.latest.as_ref().is_none_or(|l| l.id < meta.id) {
             cp.latest = Some(meta.clone());
         }
-        let location = format!("{}/{}", cp.config.store.describe(), checkpoint_dir(meta.id, meta.savepoint));
+        let store = elsewhere.unwrap_or_else(|| cp.config.store.clone());
+        let location = format!("{}/{}", store.describe(), checkpoint_dir(meta.id, meta.savepoint));
         info!(checkpoint = meta.id, savepoint = meta.savepoint, size = meta.size(), ms = meta.duration_ms, %location,
             "checkpoint complete");
         let done = CompletedCheckpoint {
@@ -180,10 +195,11 @@ impl Coordinator {
         let Some(cp) = self.checkpoints.as_mut() else { return };
         let now = cp.now();
         let was_final = cp.tracker.pending().any(|p| p.id == id && p.last);
+        let savepoint = cp.tracker.pending().any(|p| p.id == id && p.savepoint);
         let verdict = cp.tracker.failed(id, now);
         warn!(checkpoint = id, %reason, ?verdict, "checkpoint failed");
-        let store = cp.config.store.clone();
-        let dir = checkpoint_dir(id, false);
+        let store = cp.config.targets.remove(id).unwrap_or_else(|| cp.config.store.clone());
+        let dir = checkpoint_dir(id, savepoint);
         actix::spawn(async move {
             let _ = store.delete_dir(dir).await;
         });
@@ -213,7 +229,7 @@ impl Coordinator {
                 // Every task has ended; try the final checkpoint again after a pause.
                 ctx.run_later(pause, |act, ctx| {
                     if act.done.is_some() {
-                        act.trigger(ctx, false, true);
+                        act.trigger(ctx, false, true, None);
                     }
                 });
             }
@@ -240,14 +256,19 @@ impl Coordinator {
         }
     }
 
-    /// A savepoint on request, optionally followed by a stop.
-    pub(super) fn savepoint(&mut self, ctx: &mut Context<Self>, then_stop: bool) {
+    /// A savepoint on request (to `target`, else the job's checkpoint storage), optionally followed by a stop.
+    pub(super) fn savepoint(
+        &mut self,
+        ctx: &mut Context<Self>,
+        then_stop: bool,
+        target: Option<Arc<dyn CheckpointStore>>,
+    ) {
         let Some(cp) = &self.checkpoints else { return };
         if cp.final_triggered {
             warn!("savepoint refused: the job is finishing");
             return;
         }
-        if let Some(id) = self.trigger(ctx, true, false) {
+        if let Some(id) = self.trigger(ctx, true, false, target) {
             info!(savepoint = id, then_stop, "savepoint triggered");
             if then_stop {
                 if let Some(cp) = self.checkpoints.as_mut() {

@@ -213,7 +213,8 @@ impl Coordinator {
         let now = cp.now();
         for (id, savepoint) in cp.tracker.abort_all(now) {
             info!(checkpoint = id, "checkpoint aborted by the restart");
-            let (store, dir) = (cp.config.store.clone(), checkpoint_dir(id, savepoint));
+            let store = cp.config.targets.remove(id).unwrap_or_else(|| cp.config.store.clone());
+            let dir = checkpoint_dir(id, savepoint);
             actix::spawn(async move {
                 let _ = store.delete_dir(dir).await;
             });

@@ -12,7 +12,7 @@ mod failover;
 mod heartbeat;
 
 use crate::checkpoint::tracker::{Limits, Tracker};
-use crate::checkpoint::{CheckpointConfig, CheckpointMetadata, CheckpointMode, RestoredCheckpoint};
+use crate::checkpoint::{CheckpointConfig, CheckpointMetadata, CheckpointMode, CheckpointStore, RestoredCheckpoint};
 use crate::faults::FaultyStore;
 use crate::graph::{Head, JobGraph, Partitioning};
 use crate::metrics::{JobMetrics, NodeTotals};
@@ -352,7 +352,7 @@ pub struct CompletedCheckpoint {
 }
 
 /// An action on a running job, sent by a [`JobHandle`] to the coordinator.
-#[derive(Message, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Message, Clone, Debug)]
 #[rtype(result = "()")]
 pub enum Control {
     /// Stop every task at once; the job ends as cancelled (an error).
@@ -360,10 +360,24 @@ pub enum Control {
     /// Stop the job on request; it ends as stopped (a success): sources end their input and everything
     /// drains, as if the input were exhausted.
     Stop,
-    /// Take a savepoint (needs checkpoints); the job goes on.
-    Savepoint,
-    /// Take a savepoint, then stop the job where it is: restoring the savepoint resumes it exactly.
-    StopWithSavepoint,
+    /// Take a savepoint (needs checkpoints): the job goes on, or with `stop` it stops right after the
+    /// savepoint, so that restoring it resumes the job exactly.
+    Savepoint {
+        /// Stop the job once the savepoint is complete.
+        stop: bool,
+        /// Where to write it (`savepoint-<id>/` under this store); `None`: the job's checkpoint storage.
+        target: Option<SavepointTarget>,
+    },
+}
+
+/// A location of its own for one savepoint (`eddy savepoint --dir URL`).
+#[derive(Clone)]
+pub struct SavepointTarget(pub Arc<dyn CheckpointStore>);
+
+impl std::fmt::Debug for SavepointTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.describe())
+    }
 }
 
 /// Why an action was refused.
@@ -478,24 +492,26 @@ impl JobHandle {
         self.send(Control::Stop)
     }
 
-    /// Asks the coordinator for a savepoint; it shows in [`JobStatus::checkpoints`] when complete.
-    pub fn savepoint(&self) -> Result<JobState, ControlError> {
-        self.send(Control::Savepoint)
+    /// Asks the coordinator for a savepoint, into `target` or else the job's checkpoint storage; it shows in
+    /// [`JobStatus::checkpoints`] when complete.
+    pub fn savepoint(&self, target: Option<SavepointTarget>) -> Result<JobState, ControlError> {
+        self.send(Control::Savepoint { stop: false, target })
     }
 
-    /// Asks the coordinator to take a savepoint and then stop the job.
-    pub fn stop_with_savepoint(&self) -> Result<JobState, ControlError> {
-        self.send(Control::StopWithSavepoint)
+    /// Asks the coordinator to take a savepoint (into `target` or else the job's checkpoint storage) and
+    /// then stop the job.
+    pub fn stop_with_savepoint(&self, target: Option<SavepointTarget>) -> Result<JobState, ControlError> {
+        self.send(Control::Savepoint { stop: true, target })
     }
 
     fn send(&self, action: Control) -> Result<JobState, ControlError> {
-        if matches!(action, Control::Savepoint | Control::StopWithSavepoint) && !self.status().checkpoints.enabled {
+        if matches!(action, Control::Savepoint { .. }) && !self.status().checkpoints.enabled {
             return Err(ControlError::NoCheckpoints);
         }
         let next = match action {
             Control::Cancel => JobState::Cancelling,
-            Control::Stop | Control::StopWithSavepoint => JobState::Stopping,
-            Control::Savepoint => self.state(),
+            Control::Stop | Control::Savepoint { stop: true, .. } => JobState::Stopping,
+            Control::Savepoint { stop: false, .. } => self.state(),
         };
         let mut slot = self.shared.control.lock().unwrap_or_else(PoisonError::into_inner);
         match self.state() {
@@ -689,6 +705,7 @@ impl Coordinator {
                     checkpointing: g.checkpoints.as_ref().map(|c| TaskCheckpointing {
                         store: c.store.clone(),
                         align: c.mode == CheckpointMode::ExactlyOnce,
+                        targets: c.targets.clone(),
                     }),
                     restore: restore.clone(),
                     state_backend: g.state_backend.clone(),
@@ -847,10 +864,8 @@ impl Handler<Control> for Coordinator {
         if self.done.is_none() {
             return;
         }
-        match action {
-            Control::Savepoint => return self.savepoint(ctx, false),
-            Control::StopWithSavepoint => return self.savepoint(ctx, true),
-            _ => {}
+        if let Control::Savepoint { stop, target } = action {
+            return self.savepoint(ctx, stop, target.map(|t| t.0));
         }
         if matches!(action, Control::Stop) {
             // Graceful: sources end their input as if it were exhausted, every task drains, the sinks
@@ -875,7 +890,7 @@ impl Handler<Control> for Coordinator {
                 };
                 self.complete(ctx, Err(err));
             }
-            Control::Stop | Control::Savepoint | Control::StopWithSavepoint => {
+            Control::Stop | Control::Savepoint { .. } => {
                 info!("job stopped on request");
                 let summary = self.summary(true);
                 self.complete(ctx, Ok(summary));

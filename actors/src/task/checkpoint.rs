@@ -4,7 +4,7 @@
 //! completion it tells its operators, source and sink (which publishes its pre-committed output).
 use super::{Result, TaskActor, TaskEventKind};
 use crate::checkpoint::format::{encode_task_file, NodeEntry};
-use crate::checkpoint::{checkpoint_dir, CheckpointStore, NodeState, TaskFile, TaskSnapshot};
+use crate::checkpoint::{checkpoint_dir, CheckpointStore, NodeState, SavepointTargets, TaskFile, TaskSnapshot};
 use crate::faults::Phase;
 use crate::panic::guard;
 use actix::prelude::*;
@@ -25,6 +25,15 @@ pub struct TaskCheckpointing {
     pub store: Arc<dyn CheckpointStore>,
     /// Exactly-once: align barriers over the inputs.
     pub align: bool,
+    /// Savepoints that go elsewhere.
+    pub targets: SavepointTargets,
+}
+
+impl TaskCheckpointing {
+    /// Where the snapshot file of checkpoint or savepoint `id` goes.
+    fn store_for(&self, id: u64) -> Arc<dyn CheckpointStore> {
+        self.targets.get(id).unwrap_or_else(|| self.store.clone())
+    }
 }
 
 /// Asks a task to take checkpoint `0`: sources inject its barrier; a task that has ended snapshots its
@@ -65,7 +74,7 @@ impl TaskActor {
         if !self.ended {
             self.broadcast(|| StreamElement::Barrier(barrier))?;
         }
-        self.write_snapshot(ctx, cp.store, barrier, captured);
+        self.write_snapshot(ctx, cp.store_for(id), barrier, captured);
         Ok(())
     }
 

@@ -66,6 +66,24 @@ impl OwnedKey {
     }
 }
 
+/// A key read from a snapshot, decoded (on any thread) but not interned yet.
+pub(crate) struct RestoredKey {
+    key: OwnedKey,
+    hash: u64,
+}
+
+impl RestoredKey {
+    /// Decodes a key in canonical form whose key hash is `hash`.
+    pub(crate) fn decode(bytes: &[u8], mask: u64, hash: u64) -> Result<Self> {
+        Ok(RestoredKey { key: OwnedKey::decode(bytes, mask)?, hash })
+    }
+
+    /// Its key hash.
+    pub(crate) fn hash(&self) -> u64 {
+        self.hash
+    }
+}
+
 /// A live key: its id and its key hash.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct KeyRef {
@@ -208,14 +226,14 @@ impl Keys {
         }
     }
 
-    /// The id of a key in canonical form (from a snapshot) whose key hash is `hash`, interning it when new,
-    /// with `refs` references from the state entries and timers about to be restored for it.
-    pub(crate) fn intern_restored(&mut self, bytes: &[u8], mask: u64, hash: u64, refs: u32) -> Result<KeyId> {
-        let key = OwnedKey::decode(bytes, mask)?;
+    /// The id of a key decoded from a snapshot, interning it when new, with `refs` references from the
+    /// state entries and timers about to be restored for it.
+    pub(crate) fn intern_restored(&mut self, restored: RestoredKey, refs: u32) -> KeyId {
+        let RestoredKey { key, hash } = restored;
         let meta = &self.meta;
         let entry =
             self.index.entry(hash, |e| owned_keys_eq(e.key.as_slice(), key.as_slice()), |e| meta[e.id as usize].hash);
-        Ok(match entry {
+        match entry {
             Entry::Occupied(mut e) => {
                 e.get_mut().refs += refs;
                 e.get().id
@@ -225,7 +243,7 @@ impl Keys {
                 v.insert(Interned { key, id, refs });
                 id
             }
-        })
+        }
     }
 
     /// Probes the index for each hash without using the result: a restore does it for a chunk of keys

@@ -664,6 +664,54 @@ mod tests {
         conformance::check_cross_restore(&MemorySpillBackend { cache_entries: 3 }, &HeapBackend);
     }
 
+    /// Enough keys that the restore decodes on a helper thread (`PARALLEL_RESTORE`).
+    fn big_state() -> KeyedState {
+        let mut st = state();
+        let v = st.value::<String>(StateDescriptor::new("v")).unwrap();
+        let m = st.map::<u32, u64>(StateDescriptor::new("m")).unwrap();
+        for k in 0..40_000i64 {
+            key(&mut st, k);
+            v.set(&mut st, Namespace::NONE, format!("value {k}"));
+            if k % 3 == 0 {
+                m.put(&mut st, w(k), (k % 7) as u32, k as u64);
+            }
+            if k % 5 == 0 {
+                st.register_event_timer(k * 10, w(k));
+            }
+        }
+        st
+    }
+
+    #[test]
+    fn a_big_restore_decoding_on_a_helper_thread_restores_everything() {
+        let mut st = big_state();
+        let bytes = conformance::snapshot(&mut st);
+        let mut restored = state();
+        let _ = restored.value::<String>(StateDescriptor::new("v")).unwrap();
+        let _ = restored.map::<u32, u64>(StateDescriptor::new("m")).unwrap();
+        restored.restore(&[&bytes]).unwrap();
+        assert_eq!(restored.key_count(), st.key_count());
+        assert_eq!(restored.entry_count(), st.entry_count());
+        let again = conformance::snapshot(&mut restored);
+        assert_eq!(conformance::dump(&[&again]), conformance::dump(&[&bytes]));
+    }
+
+    #[test]
+    fn a_damaged_section_fails_a_big_restore_without_hanging() {
+        let bytes = conformance::snapshot(&mut big_state());
+        let mut failed = 0;
+        // 0xc1 is never valid MessagePack: wherever a reader meets it, decoding fails.
+        for i in 1..=40 {
+            let mut damaged = bytes.clone();
+            damaged[bytes.len() / 2 + i * bytes.len() / 100] = 0xc1;
+            let mut st = state();
+            let _ = st.value::<String>(StateDescriptor::new("v")).unwrap();
+            let _ = st.map::<u32, u64>(StateDescriptor::new("m")).unwrap();
+            failed += usize::from(st.restore(&[&damaged]).is_err());
+        }
+        assert!(failed > 0, "no damaged byte was noticed");
+    }
+
     #[test]
     #[should_panic(expected = "without a current key")]
     fn access_without_a_key_is_an_operator_bug() {

@@ -40,9 +40,9 @@
 //! Key indexes count from 0 within the section. Expired entries are written as they are (they are dropped
 //! when read, as before the snapshot).
 use super::codec::{self, corrupt, put_array_len, put_bin, put_int, put_uint, Patch, Reader};
-use super::keys::KeysCopy;
+use super::keys::{KeysCopy, RestoredKey};
 use super::spill::{parse_store_key, parse_store_value, put_store_namespace, SpillBatch, SpillView};
-use super::table::{ErasedTable, Part, CHUNK};
+use super::table::{DecodedEntries, EntryDecoder, ErasedTable, Part, CHUNK};
 use super::timers::TimerEntry;
 use super::{Declared, KeyId, KeyedState, Namespace};
 use crate::error::{EddyError, Result};
@@ -228,34 +228,55 @@ impl KeyedState {
             }
             plan.push((map, sections));
         }
-        let mut batch = match self.spill.is_some() {
-            true => {
-                self.spill_all(true)?;
-                Some(SpillBatch::new())
+        let groups = plan.iter().flat_map(|(map, sections)| sections.iter().map(move |&(g, s)| (g, s, map.as_slice())));
+        if self.spill.is_some() {
+            self.spill_all(true)?;
+            let mut batch = SpillBatch::new();
+            for (group, section, map) in groups {
+                self.restore_group_spilled(group, section, map, &mut batch)?;
             }
-            false => {
-                self.keys.reserve(keys);
-                for (d, n) in self.tables.iter_mut().zip(entries) {
-                    d.table.reserve(&self.keys, n);
-                }
-                None
-            }
-        };
-        for (map, sections) in plan {
-            for (group, section) in sections {
-                match batch.as_mut() {
-                    None => self.restore_group(group, section, &map)?,
-                    Some(batch) => self.restore_group_spilled(group, section, &map, batch)?,
-                }
-            }
-        }
-        if let (Some(mut batch), Some(spill)) = (batch, self.spill.as_deref_mut()) {
             batch.sort();
-            if !batch.is_empty() {
+            if let Some(spill) = self.spill.as_deref_mut().filter(|_| !batch.is_empty()) {
                 spill.store.write(&batch)?;
             }
+            return Ok(());
         }
-        Ok(())
+        self.keys.reserve(keys);
+        let total: usize = entries.iter().sum::<usize>() + keys;
+        for (d, n) in self.tables.iter_mut().zip(entries) {
+            d.table.reserve(&self.keys, n);
+        }
+        let decoders: Vec<EntryDecoder> = self.tables.iter().map(|d| d.table.entry_decoder()).collect();
+        let max_parallelism = self.max_parallelism;
+        let decode = |(group, section, map)| decode_group(group, section, map, &decoders, max_parallelism);
+        if total < PARALLEL_RESTORE {
+            for g in groups {
+                self.insert_group(decode(g)?)?;
+            }
+            return Ok(());
+        }
+        // Decoding (values, keys, their hashes) runs on a helper thread, one key group ahead of inserting
+        // on this one: the two halves cost about the same, and a big restore is what a recovery waits for.
+        std::thread::scope(|scope| {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Result<DecodedGroup>>(DECODED_AHEAD);
+            std::thread::Builder::new()
+                .name("eddy-restore".into())
+                .spawn_scoped(scope, move || {
+                    for g in groups {
+                        let decoded = decode(g);
+                        let failed = decoded.is_err();
+                        // A closed channel: the restore failed on the other side.
+                        if tx.send(decoded).is_err() || failed {
+                            return;
+                        }
+                    }
+                })
+                .map_err(|e| EddyError::internal(format!("cannot start a thread to restore keyed state: {e}")))?;
+            for decoded in rx {
+                self.insert_group(decoded?)?;
+            }
+            Ok(())
+        })
     }
 
     /// The declared index of every state of a snapshot, checking that they still match.
@@ -289,43 +310,27 @@ impl KeyedState {
             .collect()
     }
 
-    /// Restores one key group's section into the tables. Each key's references (entries and timers) are
-    /// counted first and set when it is interned, so that no entry touches the key index again.
-    fn restore_group(&mut self, group: usize, section: &[u8], map: &[usize]) -> Result<()> {
-        let mut r = Reader::new(section);
-        let parts = read_parts(&mut r)?;
-        let keys = read_keys(&mut r, group, self.max_parallelism)?;
-        let timers = read_timers(&mut r)?;
-        let mut refs = vec![0u32; keys.len()];
-        let mut count = |at: u32| match refs.get_mut(at as usize) {
-            Some(n) => {
-                *n += 1;
-                Ok(())
+    /// Interns the keys of one decoded key group and inserts its entries and timers.
+    fn insert_group(&mut self, group: DecodedGroup) -> Result<()> {
+        let mut ids = Vec::with_capacity(group.keys.len());
+        let mut keys = group.keys.into_iter();
+        loop {
+            let chunk: Vec<(Option<RestoredKey>, u32)> = keys.by_ref().take(CHUNK).collect();
+            if chunk.is_empty() {
+                break;
             }
-            None => Err(corrupt("an entry or timer names a key the group does not have")),
-        };
-        for &(_, n, entries) in &parts {
-            let mut e = Reader::new(entries);
-            for _ in 0..n {
-                count(e.u32()?)?;
-                let _ = (e.namespace()?, e.int()?, e.bin()?); // namespace, timestamp, value
+            self.keys.warm(chunk.iter().filter_map(|(k, _)| k.as_ref().map(RestoredKey::hash)));
+            for (key, refs) in chunk {
+                ids.push(match key {
+                    Some(key) => self.keys.intern_restored(key, refs),
+                    None => super::NO_KEY,
+                });
             }
         }
-        for t in &timers {
-            count(t.2)?;
+        for (idx, entries) in group.parts {
+            self.tables[idx].table.insert_decoded(&mut self.keys, &ids, entries)?;
         }
-        let mut ids = Vec::with_capacity(keys.len());
-        for (keys, refs) in keys.chunks(CHUNK).zip(refs.chunks(CHUNK)) {
-            self.keys.warm(keys.iter().map(|k| k.2));
-            for (&(key, mask, hash), &n) in keys.iter().zip(refs) {
-                ids.push(if n == 0 { super::NO_KEY } else { self.keys.intern_restored(key, mask, hash, n)? });
-            }
-        }
-        for (state, n, entries) in parts {
-            let idx = *map.get(state).ok_or_else(|| corrupt("an entry part names an unknown state"))?;
-            self.tables[idx].table.read_entries(&mut self.keys, &ids, n, &mut Reader::new(entries))?;
-        }
-        for (domain, time, at, ns) in timers {
+        for (domain, time, at, ns) in group.timers {
             let timers = if domain == 0 { &mut self.event } else { &mut self.processing };
             timers.restore(&mut self.keys, time, ids[at as usize], ns);
         }
@@ -353,7 +358,7 @@ impl KeyedState {
             let (key, mask, hash) = *keys.get(at as usize).ok_or_else(|| corrupt("a timer's key"))?;
             let id = &mut ids[at as usize];
             if *id == super::NO_KEY {
-                *id = self.keys.intern_restored(key, mask, hash, 0)?;
+                *id = self.keys.intern_restored(RestoredKey::decode(key, mask, hash)?, 0);
             }
             let timers = if domain == 0 { &mut self.event } else { &mut self.processing };
             timers.register(&mut self.keys, time, *id, ns);
@@ -363,6 +368,52 @@ impl KeyedState {
         }
         Ok(())
     }
+}
+
+/// Restores with fewer keys and entries than this decode on the task thread: a thread costs more.
+const PARALLEL_RESTORE: usize = 64 * 1024;
+/// Key groups decoded ahead of inserting, at most (bounds the memory of a parallel restore).
+const DECODED_AHEAD: usize = 4;
+
+/// One key group's section, decoded and checked, ready to insert.
+struct DecodedGroup {
+    /// The keys by index, each with its references; `None` for a key nothing refers to.
+    keys: Vec<(Option<RestoredKey>, u32)>,
+    /// Entries per table (by declared index).
+    parts: Vec<(usize, DecodedEntries)>,
+    /// (domain: 0 event time, 1 processing time, time, key index, namespace).
+    timers: Vec<(usize, i64, u32, Namespace)>,
+}
+
+/// Decodes one key group's section (on any thread); `map` gives the declared index of each state of the
+/// snapshot and `decoders` the entry decoder of each declared state.
+fn decode_group(
+    group: usize,
+    section: &[u8],
+    map: &[usize],
+    decoders: &[EntryDecoder],
+    max_parallelism: usize,
+) -> Result<DecodedGroup> {
+    let mut r = Reader::new(section);
+    let raw_parts = read_parts(&mut r)?;
+    let raw_keys = read_keys(&mut r, group, max_parallelism)?;
+    let timers = read_timers(&mut r)?;
+    let mut refs = vec![0u32; raw_keys.len()];
+    let mut parts = Vec::with_capacity(raw_parts.len());
+    for (state, n, entries) in raw_parts {
+        let idx = *map.get(state).ok_or_else(|| corrupt("an entry part names an unknown state"))?;
+        let decode = decoders.get(idx).ok_or_else(|| corrupt("an entry part names an unknown state"))?;
+        parts.push((idx, decode(&mut Reader::new(entries), n, &mut refs)?));
+    }
+    for t in &timers {
+        *refs.get_mut(t.2 as usize).ok_or_else(|| corrupt("a timer names a key the group does not have"))? += 1;
+    }
+    let keys = raw_keys
+        .into_iter()
+        .zip(refs)
+        .map(|((key, mask, hash), n)| Ok((if n == 0 { None } else { Some(RestoredKey::decode(key, mask, hash)?) }, n)))
+        .collect::<Result<_>>()?;
+    Ok(DecodedGroup { keys, parts, timers })
 }
 
 /// Reads the entry parts of a section: (state index, number of entries, entries).

@@ -20,7 +20,7 @@ use super::codec::{self, Reader};
 use super::keys::{KeyRef, Keys};
 use super::spill::{put_store_key, put_store_value, Spill, SpillBatch};
 use super::{KeyId, Namespace, StateValue};
-use crate::error::Result;
+use crate::error::{EddyError, Result};
 use hashbrown::hash_table::{Entry, HashTable};
 use rustc_hash::FxHasher;
 use std::any::Any;
@@ -366,6 +366,27 @@ impl<V: StateValue> Table<V> {
     }
 }
 
+/// Entries decoded by an [`EntryDecoder`]: a `Vec<Slot<V>>` whose keys are still indexes in their section.
+pub(crate) type DecodedEntries = Box<dyn Any + Send>;
+
+/// Decodes `count` entries of one value type from a snapshot section, counting each one in `refs` (by the
+/// key's index in the section).
+pub(crate) type EntryDecoder = fn(r: &mut Reader<'_>, count: usize, refs: &mut [u32]) -> Result<DecodedEntries>;
+
+fn decode_entries<V: StateValue>(r: &mut Reader<'_>, count: usize, refs: &mut [u32]) -> Result<DecodedEntries> {
+    // An entry takes at least 4 bytes: a corrupt count cannot make this allocate beyond the input.
+    let mut out: Vec<Slot<V>> = Vec::with_capacity(count.min(r.rest().len() / 4));
+    for _ in 0..count {
+        let at = r.u32()?;
+        *refs.get_mut(at as usize).ok_or_else(|| codec::corrupt("an entry names a key the group does not have"))? += 1;
+        let ns = r.namespace()?;
+        let ts = r.int()?;
+        let value = codec::decode_value(r.bin()?)?;
+        out.push(Slot { key: at, flags: DIRTY, ns, ts, value });
+    }
+    Ok(Box::new(out))
+}
+
 /// What the key state needs of a table without knowing its value type.
 pub(crate) trait ErasedTable: Send + 'static {
     /// For typed access by the handles.
@@ -383,9 +404,12 @@ pub(crate) trait ErasedTable: Send + 'static {
     fn write_groups(&self, place: &[(u32, u32)], parts: &mut [Part]) -> Result<()>;
     /// Room for `additional` more entries (before a restore).
     fn reserve(&mut self, keys: &Keys, additional: usize);
-    /// Reads `count` entries written by [`write_groups`](Self::write_groups) from `r`, the keys being
-    /// `ids` by index, each key's references already counted.
-    fn read_entries(&mut self, keys: &mut Keys, ids: &[KeyId], count: usize, r: &mut Reader<'_>) -> Result<()>;
+    /// The function that decodes entries written by [`write_groups`](Self::write_groups) for this table's
+    /// value type; a plain function, so a restore can decode on another thread.
+    fn entry_decoder(&self) -> EntryDecoder;
+    /// Inserts entries from this table's [`entry_decoder`](Self::entry_decoder), the keys being `ids` by
+    /// index, each key's references already counted.
+    fn insert_decoded(&mut self, keys: &mut Keys, ids: &[KeyId], entries: DecodedEntries) -> Result<()>;
     /// Adds a put of every dirty entry to `batch`.
     fn collect_dirty(&self, keys: &Keys, batch: &mut SpillBatch) -> Result<()>;
     /// After the dirty entries were written: empties the cache (`evict`), or marks every entry clean and
@@ -444,22 +468,30 @@ impl<V: StateValue> ErasedTable for Table<V> {
         self.map.reserve(additional, |s| slot_hash(keys.hash(s.key), s.ns));
     }
 
-    fn read_entries(&mut self, keys: &mut Keys, ids: &[KeyId], count: usize, r: &mut Reader<'_>) -> Result<()> {
+    fn entry_decoder(&self) -> EntryDecoder {
+        decode_entries::<V>
+    }
+
+    fn insert_decoded(&mut self, keys: &mut Keys, ids: &[KeyId], entries: DecodedEntries) -> Result<()> {
+        let entries = entries
+            .downcast::<Vec<Slot<V>>>()
+            .map_err(|_| EddyError::internal("restored entries decoded for another state type"))?;
         // In chunks: probing for the chunk's slots first, in a tight loop, overlaps the cache misses that
         // the inserts would otherwise wait for one after the other.
+        let mut entries = entries.into_iter();
         let mut chunk: Vec<Slot<V>> = Vec::with_capacity(CHUNK);
-        let mut left = count;
-        while left > 0 {
+        loop {
             chunk.clear();
-            for _ in 0..left.min(CHUNK) {
-                let at = r.u32()? as usize;
-                let key = *ids.get(at).ok_or_else(|| codec::corrupt("an entry names a key the group does not have"))?;
-                let ns = r.namespace()?;
-                let ts = r.int()?;
-                let value = codec::decode_value(r.bin()?)?;
-                chunk.push(Slot { key, flags: DIRTY, ns, ts, value });
+            for mut slot in entries.by_ref().take(CHUNK) {
+                // Until here `key` is the key's index in its section.
+                slot.key = *ids
+                    .get(slot.key as usize)
+                    .ok_or_else(|| codec::corrupt("an entry names a key the group does not have"))?;
+                chunk.push(slot);
             }
-            left -= chunk.len();
+            if chunk.is_empty() {
+                return Ok(());
+            }
             let probe = |s: &&Slot<V>| {
                 self.map.find(slot_hash(keys.hash(s.key), s.ns), |x| x.key == s.key && x.ns == s.ns).is_some()
             };
@@ -468,7 +500,6 @@ impl<V: StateValue> ErasedTable for Table<V> {
                 self.restore(keys, slot);
             }
         }
-        Ok(())
     }
 
     fn collect_dirty(&self, keys: &Keys, batch: &mut SpillBatch) -> Result<()> {
