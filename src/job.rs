@@ -1,4 +1,5 @@
 //! The path from a job file to a result: load, plan, build the physical graph, run.
+use crate::checkpoint::list::{CheckpointKind, CheckpointListing};
 use crate::checkpoint::load::{load_checkpoint_blocking, LoadError, RestoreTarget};
 use crate::checkpoint::location::StorageLocation;
 use crate::checkpoint::store::OpendalStore;
@@ -169,13 +170,13 @@ fn read_sections(
 }
 
 /// The highest checkpoint or savepoint id in a store, so a new run never reuses a directory.
-fn highest_checkpoint_id(store: &OpendalStore) -> Result<Option<u64>, StoreError> {
+/// What earlier runs left in the store: every checkpoint and savepoint, by id.
+fn earlier_checkpoints(store: &OpendalStore) -> Result<Vec<CheckpointListing>, StoreError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| StoreError { message: format!("cannot start a runtime: {e}"), transient: false })?;
-    let listing = rt.block_on(crate::checkpoint::list::list_checkpoints(store))?;
-    Ok(listing.iter().map(|l| l.id).max())
+    rt.block_on(crate::checkpoint::list::list_checkpoints(store))
 }
 
 /// Where checkpoints go when `checkpoints.storage` is not set: `.eddy/checkpoints/<job>` in the
@@ -215,7 +216,13 @@ impl PreparedJob {
                     store: store.clone(),
                     targets: Default::default(),
                 });
-                self.graph.first_checkpoint_id = highest_checkpoint_id(&store)?.map_or(1, |id| id + 1);
+                let earlier = earlier_checkpoints(&store)?;
+                self.graph.first_checkpoint_id = earlier.iter().map(|l| l.id).max().map_or(1, |id| id + 1);
+                self.graph.earlier_checkpoints = earlier
+                    .iter()
+                    .filter(|l| l.kind == CheckpointKind::Checkpoint)
+                    .map(|l| (l.id, l.complete))
+                    .collect();
                 Some(store)
             }
             None => None,
@@ -259,6 +266,9 @@ impl PreparedJob {
             loading.elapsed().as_millis()
         ));
         self.graph.first_checkpoint_id = self.graph.first_checkpoint_id.max(restored.id + 1);
+        // As Flink's default (NO_CLAIM) restore mode: the checkpoint restored from stays the user's, so it
+        // can be restored again; retention deletes only the others that earlier runs left.
+        self.graph.earlier_checkpoints.retain(|(id, _)| *id != restored.id);
         self.graph.restore = Some(Arc::new(restored));
         Ok(notes)
     }

@@ -259,6 +259,28 @@ fn a_corrupt_newest_checkpoint_falls_back_to_the_previous_one() {
     assert_same(&s, &expected, "corrupt", "after falling back from a corrupt checkpoint");
 }
 
+#[test]
+fn retention_deletes_what_earlier_runs_left_but_never_the_restored_checkpoint() {
+    let s = Setup::new("eo-retain");
+    let yaml = s.yaml("retain", "heap", 1, &s.storage("chk"));
+    let _ = run(&yaml, None, Some(40_000));
+    let chk = s.dir.join("chk");
+    let restored = newest_checkpoint(&chk).expect("a checkpoint before the cancel");
+    // What a run killed while taking a checkpoint leaves: task files without `_metadata`.
+    let stale = chk.join("chk-0000000000");
+    std::fs::create_dir_all(&stale).unwrap();
+    std::fs::write(stale.join("0.0.snap"), b"half").unwrap();
+    let notes = run(&yaml, Some("latest"), None).expect("restore to the end");
+    assert!(notes.iter().any(|n| n.starts_with("restoring from checkpoint")), "{notes:?}");
+    let mut left: Vec<PathBuf> = std::fs::read_dir(&chk).unwrap().flatten().map(|e| e.path()).collect();
+    left.sort();
+    assert!(!stale.exists(), "the incomplete checkpoint of the killed run is deleted: {left:?}");
+    assert!(restored.join("_metadata").exists(), "the restored checkpoint is kept: {left:?}");
+    let newer = left.iter().filter(|p| **p > restored).count();
+    assert!((1..=2).contains(&newer), "retain: 2 newer than the restored one: {left:?}");
+    assert_eq!(left.len(), newer + 1, "nothing older than the restored checkpoint is left: {left:?}");
+}
+
 fn rescale(from: usize, to: usize) {
     let s = Setup::new(&format!("eo-rescale-{from}-{to}"));
     run(&s.yaml("clean", "heap", 1, &s.storage("clean-chk")), None, None).expect("clean run");

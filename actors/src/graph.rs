@@ -198,6 +198,11 @@ pub struct JobGraph {
     pub checkpoints: Option<crate::checkpoint::CheckpointConfig>,
     /// The id of the first checkpoint (above every id already in the store).
     pub first_checkpoint_id: u64,
+    /// Periodic checkpoints that earlier runs left in the store (id, complete), by id: the complete ones
+    /// count toward `retain`, so retention deletes them oldest first as this run completes newer ones; the
+    /// incomplete ones (a run killed while taking them) can never be restored and are deleted when this
+    /// run completes its first.
+    pub earlier_checkpoints: Vec<(u64, bool)>,
     /// The checkpoint to restore from.
     pub restore: Option<Arc<crate::checkpoint::RestoredCheckpoint>>,
     /// Where keyed state lives (heap or redb).

@@ -147,6 +147,7 @@ pub fn build(plan: &LogicalPlan, settings: &Settings) -> JobGraph {
         threads: settings.threads,
         checkpoints: None,
         first_checkpoint_id: 1,
+        earlier_checkpoints: Vec::new(),
         restore: None,
         state_backend: std::sync::Arc::new(eddy_api::state::HeapBackend),
         supervision: Default::default(),

@@ -173,6 +173,7 @@ impl Coordinator {
             cp.retained.push(meta.id);
             let excess = cp.retained.len().saturating_sub(cp.config.retain.max(1));
             victims.extend(cp.retained.drain(..excess).map(|id| checkpoint_dir(id, false)));
+            victims.extend(cp.stale.drain(..).map(|id| checkpoint_dir(id, false)));
         }
         for dir in victims {
             let store = cp.config.store.clone();

@@ -340,6 +340,7 @@ mod tests {
             threads: 1,
             checkpoints: None,
             first_checkpoint_id: 1,
+            earlier_checkpoints: Vec::new(),
             restore: None,
             state_backend: Arc::new(eddy_api::state::HeapBackend),
             supervision: Default::default(),

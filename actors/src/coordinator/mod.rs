@@ -584,8 +584,11 @@ struct Checkpoints {
     final_triggered: bool,
     /// Stop the job once this savepoint completes.
     stop_after: Option<u64>,
-    /// Completed periodic checkpoints still kept, oldest first (retention deletes beyond `retain`).
+    /// Completed periodic checkpoints still kept, oldest first (retention deletes beyond `retain`), those
+    /// of earlier runs included.
     retained: Vec<u64>,
+    /// Incomplete checkpoints of earlier runs, deleted when this run completes its first.
+    stale: Vec<u64>,
     /// The newest completed checkpoint or savepoint: what a restart restores.
     latest: Option<CheckpointMetadata>,
     /// Monotonic origin of the tracker's clock.
@@ -743,7 +746,8 @@ impl Coordinator {
             closed: vec![false; n],
             final_triggered: false,
             stop_after: None,
-            retained: Vec::new(),
+            retained: self.graph.earlier_checkpoints.iter().filter(|c| c.1).map(|c| c.0).collect(),
+            stale: self.graph.earlier_checkpoints.iter().filter(|c| !c.1).map(|c| c.0).collect(),
             latest: None,
             origin: Instant::now(),
             config,
