@@ -70,7 +70,10 @@ impl TaskActor {
                 self.run_hook(i, |op, out| op.on_checkpoint(id, out))?;
             }
         }
+        let capturing = std::time::Instant::now();
         let captured = self.capture(id)?;
+        // The part of a checkpoint that holds up processing (Flink's "sync duration").
+        tracing::debug!(checkpoint = id, sync_ms = capturing.elapsed().as_millis() as u64, "state captured");
         if !self.ended {
             self.broadcast(|| StreamElement::Barrier(barrier))?;
         }
