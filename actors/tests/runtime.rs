@@ -106,6 +106,7 @@ fn graph(n: i64, p_src: usize, p_sink: usize, double: Double, sink: Collect, par
         threads: 2,
         checkpoints: None,
         first_checkpoint_id: 1,
+        earlier_checkpoints: Vec::new(),
         restore: None,
         state_backend: std::sync::Arc::new(eddy_api::state::HeapBackend),
         supervision: Default::default(),
