@@ -184,6 +184,20 @@ fn jobs_that_cannot_be_compared_are_refused() {
     assert!(e.to_string().contains("source bids never ends"), "{e}");
     let e = refuse(base.replace("checkpoints: { interval: 20ms, retain: 2 }\n", ""));
     assert!(matches!(e, ChaosError::NoCheckpoints(_)), "{e}");
+    let e = refuse(
+        base.replace("type: file", "type: blackhole")
+            .replace(", config: { path: out/rows }", "")
+            .replace(", config: { path: out/windows }", "")
+            .replace(", config: { path: out/totals, format: csv, header: true }", ""),
+    );
+    assert!(matches!(e, ChaosError::NoComparableSink { .. }), "{e}");
+    let text = e.to_string();
+    assert!(
+        text.contains("(its sinks: `rows` (blackhole), `windows` (blackhole), `totals_csv` (blackhole))"),
+        "{text}"
+    );
+    assert!(text.contains("implementing `SinkBuilder::output_files`"), "{text}");
+    assert_eq!(e.exit_code(), 2);
     let e = refuse(format!("{base}chaos:\n  faults:\n    - {{ kill_task: per_auctoin, every: 1s }}\n"));
     let text = e.to_string();
     assert!(text.contains("unknown node `per_auctoin`"), "{text}");

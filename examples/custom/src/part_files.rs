@@ -18,10 +18,13 @@
 //!
 //! Readers take every `part-*.jsonl` of the directory in name order. Checkpoint numbers are zero-padded
 //! so that name order is checkpoint order.
+//!
+//! [`SinkBuilder::output_files`] tells tools (`eddy chaos`) that the output is the `part-*` files under
+//! `path`, so that the sink is compared record for record like the built-in `file` sink.
 use eddy_api::snapshot::{decode, encode};
 use eddy_api::{
-    Batch, Datum, Diagnostic, Diagnostics, EddyError, PlanContext, Result, SchemaRef, Sink, SinkBuilder, Spanned,
-    TaskInfo,
+    Batch, Datum, Diagnostic, Diagnostics, EddyError, OutputFiles, PlanContext, Result, SchemaRef, Sink, SinkBuilder,
+    Spanned, TaskInfo,
 };
 use serde::{Deserialize, Serialize};
 use std::fs::File;
@@ -71,6 +74,11 @@ pub fn plan(cfg: PartFilesConfig, ctx: &PlanContext<'_>) -> Result<PartFilesBuil
 impl SinkBuilder for PartFilesBuilder {
     fn build(&self, task: &TaskInfo) -> Result<Box<dyn Sink>> {
         Ok(Box::new(PartFiles::new(&self.dir, &self.schema, task)))
+    }
+
+    /// The `part-*.jsonl` files under `path`, one JSON object per line, no header.
+    fn output_files(&self) -> Option<OutputFiles> {
+        Some(OutputFiles::new("path"))
     }
 }
 
