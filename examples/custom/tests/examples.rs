@@ -132,7 +132,16 @@ fn a_custom_window_equals_the_builtin_window_with_late_side_output() {
 
 #[test]
 fn the_examples_validate() {
-    for file in ["fraud.yaml", "dedup.yaml", "tcp_wordcount.yaml", "windows.yaml"] {
+    for file in [
+        "fraud.yaml",
+        "dedup.yaml",
+        "tcp_wordcount.yaml",
+        "windows.yaml",
+        "fraud_chaos.yaml",
+        "dedup_chaos.yaml",
+        "tcp_wordcount_chaos.yaml",
+        "windows_chaos.yaml",
+    ] {
         let path = format!("examples/custom/{file}");
         let (code, stdout, stderr) = eddy_custom(&["validate", &path]);
         assert_eq!(code, 0, "{path}: {stderr}");
