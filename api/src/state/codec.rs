@@ -520,8 +520,16 @@ mod tests {
         put_namespace(&mut out, Namespace::NONE);
         put_namespace(&mut out, Namespace::window(-1, 5));
         put_array_len(&mut out, 20);
-        put_bin_with(&mut out, |o| Ok(o.extend_from_slice(&[5; 3]))).unwrap();
-        put_bin_with(&mut out, |o| Ok(o.extend_from_slice(&[6; 70_000]))).unwrap();
+        put_bin_with(&mut out, |o| {
+            o.extend_from_slice(&[5; 3]);
+            Ok(())
+        })
+        .unwrap();
+        put_bin_with(&mut out, |o| {
+            o.extend_from_slice(&[6; 70_000]);
+            Ok(())
+        })
+        .unwrap();
         let p = Patch::bin(&mut out);
         out.extend_from_slice(b"abc");
         p.bin_end(&mut out).unwrap();
