@@ -153,7 +153,8 @@ enum Command {
         options: Vec<String>,
     },
     /// Run a bounded job clean, then under seeded injected faults (the `chaos:` section or --fault),
-    /// and compare the outputs of its file sinks; exit 0 only when they match and every fault fired.
+    /// and compare the outputs of its sinks (`file`, and custom sinks that implement `output_files`);
+    /// exit 0 only when they match and every fault fired.
     Chaos {
         /// The job file (YAML); it needs `checkpoints:` and a bounded input.
         file: PathBuf,

@@ -3,17 +3,22 @@
 //! failures, dropped acknowledgements; heap and redb state), must come out `exactly-once: OK`, and each
 //! test asserts how many faults fired so a quiet run cannot pass. A dropped record must be caught and
 //! named, a fault that cannot fire must make the run inconclusive, and whole-process SIGKILLs with
-//! `--restore latest` go through the binary.
+//! `--restore latest` go through the binary. A final checkpoint whose metadata write fails is taken again.
 //!
 //! The generator's `rate` gives every run a floor on its duration (it cannot finish faster), so the
 //! periodic faults, due within the first few hundred milliseconds, always find the job running.
 mod common;
 
-use common::temp_dir;
+use common::{read_lines, temp_dir};
 use eddy::chaos::plan::FaultSpec;
 use eddy::chaos::{self, ChaosError, ChaosOptions, Outcome, Verdict};
+use eddy::job::StartOptions;
+use eddy_actors::checkpoint::METADATA_FILE;
+use eddy_actors::faults::{FaultAction, FaultInjector, Site};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// The job: 60,000 generated bids at 100,000/s (at least 0.6 s per run), written as they are, in 1 s
 /// windows per auction (JSON Lines), and as totals per auction to a CSV sink with a header line per part
@@ -184,6 +189,20 @@ fn jobs_that_cannot_be_compared_are_refused() {
     assert!(e.to_string().contains("source bids never ends"), "{e}");
     let e = refuse(base.replace("checkpoints: { interval: 20ms, retain: 2 }\n", ""));
     assert!(matches!(e, ChaosError::NoCheckpoints(_)), "{e}");
+    let e = refuse(
+        base.replace("type: file", "type: blackhole")
+            .replace(", config: { path: out/rows }", "")
+            .replace(", config: { path: out/windows }", "")
+            .replace(", config: { path: out/totals, format: csv, header: true }", ""),
+    );
+    assert!(matches!(e, ChaosError::NoComparableSink { .. }), "{e}");
+    let text = e.to_string();
+    assert!(
+        text.contains("(its sinks: `rows` (blackhole), `windows` (blackhole), `totals_csv` (blackhole))"),
+        "{text}"
+    );
+    assert!(text.contains("implementing `SinkBuilder::output_files`"), "{text}");
+    assert_eq!(e.exit_code(), 2);
     let e = refuse(format!("{base}chaos:\n  faults:\n    - {{ kill_task: per_auctoin, every: 1s }}\n"));
     let text = e.to_string();
     assert!(text.contains("unknown node `per_auctoin`"), "{text}");
@@ -225,4 +244,58 @@ fn binary_kill_process_is_exactly_once_and_validate_knows_the_chaos_section() {
     assert!(kills >= 1, "{stdout}");
     assert!(stdout.contains("result: OK"), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(out.status.code(), Some(0));
+}
+
+/// Fails the first write of a checkpoint's metadata, and nothing else.
+#[derive(Default)]
+struct FailFirstMetadata {
+    metadata_writes: AtomicU64,
+}
+
+impl FaultInjector for FailFirstMetadata {
+    fn at(&self, _site: Site<'_>) -> FaultAction {
+        FaultAction::None
+    }
+
+    fn fail_storage_write(&self, path: &str) -> Option<String> {
+        let first = path.ends_with(METADATA_FILE) && self.metadata_writes.fetch_add(1, Ordering::SeqCst) == 0;
+        first.then(|| "injected metadata write failure".to_string())
+    }
+
+    fn drop_ack(&self, _node: &str, _subtask: usize, _checkpoint: u64) -> bool {
+        false
+    }
+}
+
+#[test]
+fn a_final_checkpoint_whose_metadata_write_fails_is_taken_again() {
+    // Found by `eddy chaos` on examples/custom/tcp_wordcount_chaos.yaml: every task had acknowledged the
+    // final checkpoint, its metadata write failed, and the job waited for it forever.
+    let dir = temp_dir("chaos-final-metadata");
+    let yaml = format!(
+        r#"
+name: final-metadata
+parallelism: 2
+checkpoints: {{ interval: 1h, tolerable_failures: 3, storage: "file://{}" }}
+sources:
+  seq: {{ type: generator, config: {{ kind: sequence, count: 5000 }} }}
+sinks:
+  out: {{ type: file, inputs: [seq], config: {{ path: "{}" }} }}
+"#,
+        dir.join("checkpoints").display(),
+        dir.join("out").display()
+    );
+    let registry = eddy::builtin_registry();
+    let mut job = eddy::job::prepare_str("final.yaml", &yaml, &[], &registry).unwrap_or_else(|r| panic!("{r}"));
+    job.start(&StartOptions::default()).expect("set up the checkpoint storage");
+    let injector = Arc::new(FailFirstMetadata::default());
+    job.graph.supervision.faults = Some(injector.clone());
+    let handle = job.handle();
+    job.run_with(&handle).expect("the job finishes");
+    let status = handle.status();
+    // The periodic checkpoints never come (1h): the only ones are the final checkpoint and its retry.
+    assert_eq!(injector.metadata_writes.load(Ordering::SeqCst), 2);
+    assert_eq!((status.checkpoints.completed, status.checkpoints.failed), (1, 1));
+    assert_eq!(status.restarts, 0, "retried within tolerable_failures, without a restart");
+    assert_eq!(read_lines(&dir.join("out")).len(), 5000);
 }

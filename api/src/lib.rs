@@ -36,7 +36,7 @@ pub use key::{KeyGroupRange, KeySelector};
 pub use operator::{Context, OpenContext, Operator, OperatorBuilder, TaskInfo};
 pub use registry::{PlanContext, Registry};
 pub use schema::{DataType, Field, Schema, SchemaRef};
-pub use sink::{Sink, SinkBuilder};
+pub use sink::{OutputFiles, Sink, SinkBuilder};
 pub use source::{Source, SourceBuilder, SourcePoll};
 pub use state::{HeapBackend, StateBackend};
 pub use value::{Datum, OwnedDatum};

@@ -54,4 +54,59 @@ pub trait Sink: Send + 'static {
 pub trait SinkBuilder: Send + Sync + 'static {
     /// Creates the instance for one subtask.
     fn build(&self, task: &TaskInfo) -> Result<Box<dyn Sink>>;
+
+    /// Where this sink's committed output is and how to read it back, so that tools (`eddy chaos`) can
+    /// give each run its own location and compare outputs record for record. `None` (the default): the
+    /// output cannot be compared (a broker, a database, nothing at all).
+    fn output_files(&self) -> Option<OutputFiles> {
+        None
+    }
+}
+
+/// How to find and read back what a sink committed, for [`SinkBuilder::output_files`].
+///
+/// The output is text, one record per line, under the path held by the config key `path_key`: either
+/// that file, or a directory whose visible files named `part*` hold it (hidden files, such as in-progress
+/// or pending ones starting with a dot, are not output). Empty lines are not records. A tool sets the key
+/// (`--set sinks.NAME.config.<path_key>=...`) to give a run its own location, so the sink must accept a
+/// fresh path there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutputFiles {
+    /// The config key holding the path: a file, or a directory of `part*` files.
+    pub path_key: String,
+    /// Lines at the start of every file that are not records (a CSV header: 1).
+    pub header_lines: usize,
+}
+
+impl OutputFiles {
+    /// Output under the config key `path_key`, without header lines.
+    pub fn new(path_key: impl Into<String>) -> Self {
+        OutputFiles { path_key: path_key.into(), header_lines: 0 }
+    }
+
+    /// The same with `n` header lines at the start of every file.
+    pub fn with_header_lines(mut self, n: usize) -> Self {
+        self.header_lines = n;
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Opaque;
+
+    impl SinkBuilder for Opaque {
+        fn build(&self, _task: &TaskInfo) -> Result<Box<dyn Sink>> {
+            Err(crate::EddyError::internal("not built in this test"))
+        }
+    }
+
+    #[test]
+    fn output_is_not_comparable_unless_the_sink_says_where_it_is() {
+        assert_eq!(Opaque.output_files(), None);
+        let files = OutputFiles::new("path").with_header_lines(1);
+        assert_eq!(files, OutputFiles { path_key: "path".into(), header_lines: 1 });
+    }
 }

@@ -1,5 +1,6 @@
 //! `eddy chaos`: run a bounded job twice, once clean and once under seeded, injected faults, and compare
-//! the outputs of its file sinks as multisets of records.
+//! the outputs of its sinks (those that say where their output is, through
+//! [`SinkBuilder::output_files`](eddy_api::SinkBuilder::output_files)) as multisets of records.
 //!
 //! - [`plan`] reads the `chaos:` section (or `--fault` flags) into a [`plan::ChaosSpec`] and expands it,
 //!   deterministically from the seed, into a [`plan::Plan`].

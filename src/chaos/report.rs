@@ -87,7 +87,7 @@ pub struct ChaosReport {
     pub tallies: Vec<Tally>,
     /// Every recovery, oldest first.
     pub recoveries: Vec<Recovery>,
-    /// One verdict per file sink.
+    /// One verdict per compared sink.
     pub sinks: Vec<SinkVerdict>,
 }
 

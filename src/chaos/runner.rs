@@ -1,8 +1,11 @@
 //! Runs a bounded job clean, then under the fault plan, and compares the outputs.
 //!
-//! Both runs get their own directory under the work directory: every file sink's `path` and the
-//! checkpoint storage are overridden to `<workdir>/clean/...` and `<workdir>/chaos/...` (and the redb
-//! state directory with them), so the runs never see each other's files or the user's. The run under
+//! The sinks compared are those whose builder says where their output is
+//! ([`SinkBuilder::output_files`](eddy_api::SinkBuilder::output_files)): the built-in `file` sink and
+//! any custom sink that implements it. Both runs get their own directory under the work directory: each
+//! compared sink's path key and the checkpoint storage are overridden to `<workdir>/clean/...` and
+//! `<workdir>/chaos/...` (and the redb state directory with them), so the runs never see each other's
+//! files or the user's. The run under
 //! faults is in-process, with a [`ChaosInjector`] on the job graph; with `--kill-process` it is a
 //! sequence of child `eddy run` processes instead, each killed with SIGKILL at a seeded moment and
 //! followed by one started with `--restore latest`, until one finishes.
@@ -13,10 +16,11 @@ use super::verdict::{compare, read_output, SinkVerdict};
 use crate::config::Report;
 use crate::job::{self, SetupError, StartOptions};
 use eddy_actors::coordinator::{now_ms, GraphInfo};
+use eddy_actors::graph::ChainedSink;
 use eddy_actors::restart::RestartStrategy;
-use eddy_api::config::ConfigKind;
 use eddy_api::registry::NodeKind;
-use eddy_api::{Diagnostics, Registry};
+use eddy_api::{Diagnostics, OutputFiles, Registry};
+use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -70,9 +74,18 @@ pub enum ChaosError {
     /// Recovery needs checkpoints.
     #[error("job `{0}` has no `checkpoints:` section: the run under faults restores from checkpoints (add e.g. `checkpoints: {{ interval: 100ms }}`)")]
     NoCheckpoints(String),
-    /// Nothing to compare.
-    #[error("job `{0}` has no `file` sink: `eddy chaos` compares the outputs of file sinks")]
-    NoFileSink(String),
+    /// Nothing to compare: no sink says where its output is.
+    #[error(
+        "job `{job}` has no sink whose output can be compared (its sinks: {sinks}): `eddy chaos` compares the \
+         sinks that say where their output is, such as `file`; a custom sink type becomes comparable by \
+         implementing `SinkBuilder::output_files`"
+    )]
+    NoComparableSink {
+        /// Job name.
+        job: String,
+        /// The job's sinks with their types, comma-separated.
+        sinks: String,
+    },
     /// Storage or restore setup of one run failed.
     #[error("{run} run: {source}")]
     Setup {
@@ -101,7 +114,7 @@ impl ChaosError {
             ChaosError::Config(_)
             | ChaosError::Unbounded { .. }
             | ChaosError::NoCheckpoints(_)
-            | ChaosError::NoFileSink(_) => 2,
+            | ChaosError::NoComparableSink { .. } => 2,
             _ => 1,
         }
     }
@@ -112,11 +125,11 @@ fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> ChaosError {
     move |source| ChaosError::Io { what, source }
 }
 
-/// A file sink whose output is compared.
+/// A sink whose output is compared.
 #[derive(Clone, Debug)]
-struct FileSink {
+struct ComparedSink {
     name: String,
-    csv_header: bool,
+    output: OutputFiles,
 }
 
 /// A checked chaos run, ready to execute: its plan can be printed first.
@@ -127,7 +140,7 @@ pub struct ChaosRun<'r> {
     job: String,
     file: String,
     workdir: PathBuf,
-    sinks: Vec<FileSink>,
+    sinks: Vec<ComparedSink>,
     sources: Vec<String>,
     has_restart: bool,
     notes: Vec<String>,
@@ -159,20 +172,29 @@ pub fn prepare<'r>(registry: &'r Registry, opts: &ChaosOptions) -> Result<ChaosR
     if prepared.checkpoints.is_none() {
         return Err(ChaosError::NoCheckpoints(job));
     }
-    let sinks: Vec<FileSink> = spec
-        .nodes
-        .iter()
-        .filter(|n| n.kind == NodeKind::Sink && n.type_name.value == "file")
-        .map(|n| FileSink {
-            name: n.name.value.clone(),
-            csv_header: n.config.get("format").and_then(|f| f.as_str()) == Some("csv")
-                && n.config.get("header").is_some_and(|h| h.kind == ConfigKind::Bool(true)),
-        })
-        .collect();
+    // Comparable are the sinks whose planned builder says where its output is: built-in or not, every
+    // sink goes through the same public hook.
+    let planned: HashMap<&str, &ChainedSink> =
+        prepared.graph.vertices.iter().filter_map(|v| v.sink.as_ref()).map(|s| (&*s.name, s)).collect();
+    let mut sinks = Vec::new();
+    let mut opaque = Vec::new();
+    for n in spec.nodes.iter().filter(|n| n.kind == NodeKind::Sink) {
+        let name = n.name.value.clone();
+        match planned.get(name.as_str()).and_then(|s| s.builder.output_files()) {
+            Some(output) => sinks.push(ComparedSink { name, output }),
+            None => opaque.push(format!("`{name}` ({})", n.type_name.value)),
+        }
+    }
     if sinks.is_empty() {
-        return Err(ChaosError::NoFileSink(job));
+        return Err(ChaosError::NoComparableSink { job, sinks: opaque.join(", ") });
     }
     let mut notes = Vec::new();
+    if !opaque.is_empty() {
+        notes.push(format!(
+            "not compared: {} (the sink type does not implement `SinkBuilder::output_files`)",
+            opaque.join(", ")
+        ));
+    }
     let mut faults = if flags.is_empty() { section.faults } else { flags };
     if let Some(kills) = opts.kill_process {
         let plan = Plan::new(0, faults.clone());
@@ -257,7 +279,7 @@ impl ChaosRun<'_> {
         for s in &self.sinks {
             let read = |run: &str| {
                 let path = self.workdir.join(run).join(&s.name);
-                read_output(&path, s.csv_header).map_err(io_err(format!("cannot read {}", path.display())))
+                read_output(&path, s.output.header_lines).map_err(io_err(format!("cannot read {}", path.display())))
             };
             sinks.push(compare(&s.name, &read("clean")?, &read("chaos")?));
         }
@@ -285,7 +307,7 @@ impl ChaosRun<'_> {
         let dir = self.workdir.join(run);
         let mut o = self.opts.overrides.clone();
         for s in &self.sinks {
-            o.push(format!("sinks.{}.config.path={}", s.name, dir.join(&s.name).display()));
+            o.push(format!("sinks.{}.config.{}={}", s.name, s.output.path_key, dir.join(&s.name).display()));
         }
         o.push(format!("checkpoints.storage=file://{}", dir.join("checkpoints").display()));
         o.push(format!("state.dir={}", dir.join("state").display()));

@@ -149,10 +149,10 @@ impl fmt::Display for SinkVerdict {
     }
 }
 
-/// Reads a file sink's committed output: the file itself, or every visible `part-*` file of a
-/// directory (hidden in-progress files are not output). With `csv_header`, the first line of each file
-/// is its header and not a record.
-pub fn read_output(path: &Path, csv_header: bool) -> io::Result<Vec<String>> {
+/// Reads a sink's committed output as [`OutputFiles`](eddy_api::OutputFiles) describes it: the file
+/// itself, or every visible `part*` file of a directory (hidden in-progress and pending files are not
+/// output), without the first `header_lines` lines of each file.
+pub fn read_output(path: &Path, header_lines: usize) -> io::Result<Vec<String>> {
     let files: Vec<PathBuf> = if path.is_dir() {
         let mut v = Vec::new();
         for e in std::fs::read_dir(path)? {
@@ -171,8 +171,7 @@ pub fn read_output(path: &Path, csv_header: bool) -> io::Result<Vec<String>> {
     let mut lines = Vec::new();
     for file in files {
         let text = std::fs::read_to_string(&file)?;
-        let skip = usize::from(csv_header);
-        lines.extend(text.lines().skip(skip).filter(|l| !l.is_empty()).map(String::from));
+        lines.extend(text.lines().skip(header_lines).filter(|l| !l.is_empty()).map(String::from));
     }
     Ok(lines)
 }
@@ -244,11 +243,11 @@ mod tests {
         std::fs::write(dir.join("part-0-a.csv"), "k,n\n1,2\n3,4\n").unwrap();
         std::fs::write(dir.join("part-1-b.csv"), "k,n\n5,6\n").unwrap();
         std::fs::write(dir.join(".part-1-c.csv.inprogress"), "k,n\n7,8\n").unwrap();
-        let mut got = read_output(&dir, true).unwrap();
+        let mut got = read_output(&dir, 1).unwrap();
         got.sort();
         assert_eq!(got, v(&["1,2", "3,4", "5,6"]));
-        assert_eq!(read_output(&dir, false).unwrap().len(), 5);
-        assert!(read_output(&dir.join("missing"), false).unwrap().is_empty());
+        assert_eq!(read_output(&dir, 0).unwrap().len(), 5);
+        assert!(read_output(&dir.join("missing"), 0).unwrap().is_empty());
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

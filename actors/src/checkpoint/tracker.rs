@@ -114,6 +114,16 @@ impl Tracker {
         self.pending.contains_key(&id)
     }
 
+    /// Whether checkpoint `id` is in flight and the job's final checkpoint.
+    pub fn is_last(&self, id: u64) -> bool {
+        self.pending.get(&id).is_some_and(|p| p.last)
+    }
+
+    /// Whether checkpoint `id` is in flight and a savepoint.
+    pub fn is_savepoint(&self, id: u64) -> bool {
+        self.pending.get(&id).is_some_and(|p| p.savepoint)
+    }
+
     /// Task `task` acknowledged checkpoint `id` with its file.
     pub fn ack(&mut self, id: u64, task: usize, file: TaskFile) -> AckOutcome {
         let Some(p) = self.pending.get_mut(&id) else { return AckOutcome::Stale };
@@ -221,6 +231,19 @@ mod tests {
         assert!(!t.may_trigger(120), "min pause after the end");
         assert!(t.may_trigger(150));
         assert!(matches!(t.ack(id, 1, file(1)), AckOutcome::Stale));
+    }
+
+    #[test]
+    fn the_final_checkpoint_is_known_while_pending_and_by_what_all_acked_hands_over() {
+        let mut t = Tracker::new(limits(), 1, 1);
+        let periodic = t.trigger(0, false, false);
+        assert!(!t.is_last(periodic));
+        t.completed(periodic, 10);
+        let last = t.trigger(200, false, true);
+        assert!(t.is_last(last));
+        // Once every task acknowledged it, the tracker lets go: its metadata write holds `last` now.
+        let AckOutcome::AllAcked(p) = t.ack(last, 0, file(0)) else { panic!("expected completion") };
+        assert!(p.last && !t.is_last(last));
     }
 
     #[test]

@@ -104,13 +104,17 @@ impl Coordinator {
         if !cp.tracker.is_pending(checkpoint) {
             return;
         }
+        let kind = (cp.tracker.is_last(checkpoint), cp.tracker.is_savepoint(checkpoint));
         let reason = format!("task {} of vertex {} declined: {error}", task.subtask, task.vertex);
-        self.checkpoint_failed(ctx, checkpoint, reason);
+        self.checkpoint_failed(ctx, checkpoint, kind, reason);
     }
 
     /// Every task acknowledged: write the metadata (the commit point), then complete.
     fn commit_metadata(&mut self, ctx: &mut Context<Self>, p: Pending) {
         let Some(cp) = &self.checkpoints else { return };
+        // Every task has acknowledged, so the tracker no longer holds it: whether it was the final
+        // checkpoint (to try again if the write fails) has to come from here.
+        let last = p.last;
         let dir = checkpoint_dir(p.id, p.savepoint);
         let meta = CheckpointMetadata {
             format_version: FORMAT_VERSION,
@@ -128,8 +132,8 @@ impl Coordinator {
         let bytes = meta.to_bytes();
         let fut = async move { store.write_atomic(path, bytes).await };
         ctx.spawn(fut.into_actor(self).map(move |r, act, ctx| match r {
-            Ok(()) => act.checkpoint_completed(ctx, meta, p.last),
-            Err(e) => act.checkpoint_failed(ctx, meta.id, format!("metadata not written: {e}")),
+            Ok(()) => act.checkpoint_completed(ctx, meta, last),
+            Err(e) => act.checkpoint_failed(ctx, meta.id, (last, meta.savepoint), format!("metadata not written: {e}")),
         }));
     }
 
@@ -191,12 +195,18 @@ impl Coordinator {
         }
     }
 
-    /// Checkpoint `id` failed; more than `tolerable_failures` in a row fail the job over (restart strategy).
-    fn checkpoint_failed(&mut self, ctx: &mut Context<Self>, id: u64, reason: String) {
+    /// Checkpoint `id` failed (`was_final`: it was the final checkpoint, which is then tried again;
+    /// `savepoint`: its directory is `savepoint-<id>`); more than `tolerable_failures` in a row fail the
+    /// job over (restart strategy).
+    fn checkpoint_failed(
+        &mut self,
+        ctx: &mut Context<Self>,
+        id: u64,
+        (was_final, savepoint): (bool, bool),
+        reason: String,
+    ) {
         let Some(cp) = self.checkpoints.as_mut() else { return };
         let now = cp.now();
-        let was_final = cp.tracker.pending().any(|p| p.id == id && p.last);
-        let savepoint = cp.tracker.pending().any(|p| p.id == id && p.savepoint);
         let verdict = cp.tracker.failed(id, now);
         warn!(checkpoint = id, %reason, ?verdict, "checkpoint failed");
         let store = cp.config.targets.remove(id).unwrap_or_else(|| cp.config.store.clone());
@@ -241,8 +251,10 @@ impl Coordinator {
     fn expire_checkpoints(&mut self, ctx: &mut Context<Self>) {
         let Some(cp) = &self.checkpoints else { return };
         let (expired, timeout) = (cp.tracker.timed_out(cp.now()), cp.config.timeout);
-        for id in expired {
-            self.checkpoint_failed(ctx, id, format!("not complete within the timeout of {timeout:?}"));
+        let expired: Vec<(u64, (bool, bool))> =
+            expired.into_iter().map(|id| (id, (cp.tracker.is_last(id), cp.tracker.is_savepoint(id)))).collect();
+        for (id, kind) in expired {
+            self.checkpoint_failed(ctx, id, kind, format!("not complete within the timeout of {timeout:?}"));
         }
     }
 

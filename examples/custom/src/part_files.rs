@@ -18,10 +18,20 @@
 //!
 //! Readers take every `part-*.jsonl` of the directory in name order. Checkpoint numbers are zero-padded
 //! so that name order is checkpoint order.
+//!
+//! A restore may go back further than the newest commit: `eddy run --restore` of an older checkpoint or
+//! savepoint, or a newest checkpoint that cannot be read. What was published for later checkpoints holds
+//! records that are now replayed, so the restore deletes it. Eddy numbers checkpoints in increasing order
+//! across runs of one checkpoint storage (a restored run continues above the highest number there), so the
+//! number in a file's name is its lineage: every `part-i-CKPT.jsonl` with `CKPT` above the restored
+//! checkpoint was written after it, by this run or by another restored from it or from a later one.
+//!
+//! [`SinkBuilder::output_files`] tells tools (`eddy chaos`) that the output is the `part-*` files under
+//! `path`, so that the sink is compared record for record like the built-in `file` sink.
 use eddy_api::snapshot::{decode, encode};
 use eddy_api::{
-    Batch, Datum, Diagnostic, Diagnostics, EddyError, PlanContext, Result, SchemaRef, Sink, SinkBuilder, Spanned,
-    TaskInfo,
+    Batch, Datum, Diagnostic, Diagnostics, EddyError, OutputFiles, PlanContext, Result, SchemaRef, Sink, SinkBuilder,
+    Spanned, TaskInfo,
 };
 use serde::{Deserialize, Serialize};
 use std::fs::File;
@@ -72,6 +82,11 @@ impl SinkBuilder for PartFilesBuilder {
     fn build(&self, task: &TaskInfo) -> Result<Box<dyn Sink>> {
         Ok(Box::new(PartFiles::new(&self.dir, &self.schema, task)))
     }
+
+    /// The `part-*.jsonl` files under `path`, one JSON object per line, no header.
+    fn output_files(&self) -> Option<OutputFiles> {
+        Some(OutputFiles::new("path"))
+    }
 }
 
 /// What `pre_commit` hands to the checkpoint: the pending files of one subtask, not yet published.
@@ -80,6 +95,59 @@ struct Pending {
     subtask: usize,
     /// `(checkpoint, pending file name)`, in checkpoint order.
     files: Vec<(u64, String)>,
+    /// The checkpoint this state was taken for: a restore deletes what was published for later ones.
+    /// (Last and optional, so that states written before it existed still decode.)
+    #[serde(default)]
+    checkpoint: Option<u64>,
+}
+
+/// A file of the directory, by its name.
+#[derive(Debug, PartialEq, Eq)]
+enum FileName {
+    /// `.part-i.inprogress`.
+    InProgress { subtask: usize },
+    /// `.part-i-CKPT.pending`.
+    Pending { subtask: usize },
+    /// `part-i-CKPT.jsonl`.
+    Published { subtask: usize, checkpoint: u64 },
+}
+
+impl FileName {
+    /// Takes a name apart; `None` for anything else (`part-i.jsonl` of a run without checkpoints,
+    /// foreign files).
+    fn parse(name: &str) -> Option<FileName> {
+        let split = |stem: &str| -> Option<(usize, Option<u64>)> {
+            let rest = stem.strip_prefix("part-")?;
+            match rest.split_once('-') {
+                Some((i, c)) => Some((i.parse().ok()?, Some(c.parse().ok()?))),
+                None => Some((rest.parse().ok()?, None)),
+            }
+        };
+        if let Some(hidden) = name.strip_prefix('.') {
+            if let Some(stem) = hidden.strip_suffix(".inprogress") {
+                return match split(stem)? {
+                    (subtask, None) => Some(FileName::InProgress { subtask }),
+                    _ => None,
+                };
+            }
+            return match split(hidden.strip_suffix(".pending")?)? {
+                (subtask, Some(_)) => Some(FileName::Pending { subtask }),
+                _ => None,
+            };
+        }
+        match split(name.strip_suffix(".jsonl")?)? {
+            (subtask, Some(checkpoint)) => Some(FileName::Published { subtask, checkpoint }),
+            _ => None,
+        }
+    }
+
+    fn subtask(&self) -> usize {
+        match self {
+            FileName::InProgress { subtask } | FileName::Pending { subtask } | FileName::Published { subtask, .. } => {
+                *subtask
+            }
+        }
+    }
 }
 
 /// One subtask of `part_files`.
@@ -107,7 +175,7 @@ impl PartFiles {
             keys,
             file: None,
             buf: Vec::new(),
-            pending: Pending { subtask, files: Vec::new() },
+            pending: Pending { subtask, files: Vec::new(), checkpoint: None },
         }
     }
 
@@ -189,22 +257,32 @@ impl PartFiles {
         }
     }
 
-    /// Deletes what (old) subtask `subtask` left in progress or pending.
-    fn discard_leftovers(&self, subtask: usize) -> Result<()> {
-        let prefix = format!(".part-{subtask}-");
+    /// Deletes, among the files of the (old) subtasks this one takes over (`j % parallelism ==
+    /// subtask`, whatever parallelism wrote them), what is not part of checkpoint `restored`: files in
+    /// progress or pending (those the checkpoint listed are published already), and files published for
+    /// later checkpoints. Without a checkpoint number (a state from before it was recorded) published
+    /// files stay.
+    fn discard_after(&self, restored: Option<u64>) -> Result<()> {
         let entries = std::fs::read_dir(&self.dir).map_err(|e| self.io("listing", &self.dir, e))?;
         for entry in entries {
             let entry = entry.map_err(|e| self.io("listing", &self.dir, e))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with(&prefix) && name.ends_with(".pending") {
-                std::fs::remove_file(entry.path()).map_err(|e| self.io("deleting", &entry.path(), e))?;
+            let Some(file) = entry.file_name().to_str().and_then(FileName::parse) else { continue };
+            if file.subtask() % self.parallelism != self.subtask {
+                continue;
+            }
+            let stale = match file {
+                FileName::InProgress { .. } | FileName::Pending { .. } => true,
+                FileName::Published { checkpoint, .. } => restored.is_some_and(|r| checkpoint > r),
+            };
+            if stale {
+                let path = entry.path();
+                match std::fs::remove_file(&path) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(self.io("deleting", &path, e)),
+                    _ => {}
+                }
             }
         }
-        let in_progress = self.in_progress(subtask);
-        match std::fs::remove_file(&in_progress) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(self.io("deleting", &in_progress, e)),
-            _ => Ok(()),
-        }
+        Ok(())
     }
 }
 
@@ -233,6 +311,7 @@ impl Sink for PartFiles {
         if self.seal(&self.dir.join(&name))? {
             self.pending.files.push((checkpoint, name));
         }
+        self.pending.checkpoint = Some(checkpoint);
         // Everything not yet committed: a checkpoint whose commit never came is published with this one.
         encode(&self.pending).map(Some)
     }
@@ -249,18 +328,21 @@ impl Sink for PartFiles {
 
     fn restore(&mut self, states: &[Vec<u8>]) -> Result<()> {
         // Old subtask j is this one's when j % parallelism == subtask (the runtime's rule): publish what it
-        // pre-committed for the checkpoint (its commit may not have happened), then drop what it had in
-        // progress or pending for later checkpoints, which never completed.
-        for (j, bytes) in states.iter().enumerate().filter(|(j, _)| j % self.parallelism == self.subtask) {
-            if !bytes.is_empty() {
-                let state: Pending = decode(bytes, "part_files pending files")?;
+        // pre-committed for the checkpoint (its commit may not have happened), then drop everything of
+        // those subtasks written after the checkpoint: in progress, pending for checkpoints that never
+        // completed, or published for later checkpoints than the one restored.
+        let mut restored = None;
+        for (j, bytes) in states.iter().enumerate().filter(|(_, b)| !b.is_empty()) {
+            let state: Pending = decode(bytes, "part_files pending files")?;
+            // Every state of a checkpoint names it; any one will do, including other subtasks'.
+            restored = restored.or(state.checkpoint);
+            if j % self.parallelism == self.subtask {
                 for (_, name) in &state.files {
                     self.publish(name)?;
                 }
             }
-            self.discard_leftovers(j)?;
         }
-        self.discard_leftovers(self.subtask)
+        self.discard_after(restored)
     }
 
     fn close(&mut self) -> Result<()> {
@@ -377,7 +459,7 @@ mod tests {
         let dir = temp_dir("2pc");
         let mut s = sink(&dir, 0, 1);
         s.write_batch(&batch(&[1, 2])).unwrap();
-        let state1 = s.pre_commit(1).unwrap().unwrap();
+        s.pre_commit(1).unwrap().unwrap();
         s.write_batch(&batch(&[3])).unwrap();
         let _state2 = s.pre_commit(2).unwrap().unwrap();
         let state3 = s.pre_commit(3).unwrap().unwrap(); // nothing new: no file for 3
@@ -399,14 +481,68 @@ mod tests {
         r.restore(std::slice::from_ref(&state3)).unwrap();
         assert_eq!(numbers(&dir), [1, 2, 3]);
         assert_eq!(files(&dir), ["part-0-00000001.jsonl", "part-0-00000002.jsonl"]);
-        // Restoring again (a failure during the restore) is harmless, and an older state too.
+        // Restoring again (a failure during the restore) is harmless.
         r.restore(&[state3]).unwrap();
-        r.restore(&[state1]).unwrap();
         assert_eq!(numbers(&dir), [1, 2, 3]);
         r.write_batch(&batch(&[5])).unwrap();
         r.pre_commit(4).unwrap();
         r.commit(4).unwrap();
         assert_eq!(numbers(&dir), [1, 2, 3, 5]);
+    }
+
+    #[test]
+    fn a_restore_from_an_older_checkpoint_deletes_what_was_published_after_it() {
+        let dir = temp_dir("older");
+        let mut s = sink(&dir, 0, 2);
+        s.write_batch(&batch(&[1])).unwrap();
+        let state1 = s.pre_commit(1).unwrap().unwrap();
+        s.commit(1).unwrap();
+        s.write_batch(&batch(&[2])).unwrap();
+        s.pre_commit(2).unwrap();
+        s.commit(2).unwrap();
+        s.write_batch(&batch(&[3])).unwrap();
+        s.pre_commit(3).unwrap(); // never completed
+        s.write_batch(&batch(&[4])).unwrap(); // in progress
+        s.close().unwrap();
+        // A run at another parallelism, restored from checkpoint 2, published checkpoint 5 too.
+        let mut other = sink(&dir, 2, 3);
+        other.write_batch(&batch(&[9])).unwrap();
+        other.pre_commit(5).unwrap();
+        other.commit(5).unwrap();
+        // Subtask 1 of 2 at checkpoint 1 had written nothing: only its checkpoint number says which.
+        let mut quiet = sink(&dir, 1, 2);
+        let quiet1 = quiet.pre_commit(1).unwrap().unwrap();
+        assert_eq!(numbers(&dir), [1, 2, 9]);
+
+        // `--restore` of checkpoint 1 at parallelism 1: everything after it goes, whoever wrote it.
+        let mut r = sink(&dir, 0, 1);
+        r.restore(&[state1.clone(), quiet1]).unwrap();
+        assert_eq!(files(&dir), ["part-0-00000001.jsonl"]);
+        // The replay writes 2, 3 and 4 again, under a checkpoint number above every earlier one.
+        r.write_batch(&batch(&[2, 3, 4])).unwrap();
+        r.pre_commit(6).unwrap();
+        r.commit(6).unwrap();
+        assert_eq!(numbers(&dir), [1, 2, 3, 4]);
+        // A state of a version without the checkpoint number cannot tell what is later: it deletes only
+        // what was in progress or pending.
+        let old_format = encode(&(0usize, Vec::<(u64, String)>::new())).unwrap();
+        r.write_batch(&batch(&[5])).unwrap();
+        r.pre_commit(7).unwrap();
+        sink(&dir, 0, 1).restore(&[old_format]).unwrap();
+        assert_eq!(files(&dir), ["part-0-00000001.jsonl", "part-0-00000006.jsonl"]);
+        // Restoring checkpoint 1 again is idempotent.
+        sink(&dir, 0, 1).restore(&[state1]).unwrap();
+        assert_eq!(files(&dir), ["part-0-00000001.jsonl"]);
+    }
+
+    #[test]
+    fn file_names_are_taken_apart() {
+        assert_eq!(FileName::parse(".part-3.inprogress"), Some(FileName::InProgress { subtask: 3 }));
+        assert_eq!(FileName::parse(".part-3-00000012.pending"), Some(FileName::Pending { subtask: 3 }));
+        assert_eq!(FileName::parse("part-3-00000012.jsonl"), Some(FileName::Published { subtask: 3, checkpoint: 12 }));
+        for other in ["part-3.jsonl", "part-x-1.jsonl", ".part-3-1.inprogress", ".part-3.pending", "notes.txt"] {
+            assert_eq!(FileName::parse(other), None, "{other}");
+        }
     }
 
     #[test]

@@ -20,7 +20,9 @@ use crate::connectors::encode::{Encoder, SinkFormat, TimestampFormat};
 use crate::connectors::sink_input_schema;
 use eddy_api::schema::SchemaRef;
 use eddy_api::snapshot;
-use eddy_api::{Batch, Diagnostic, Diagnostics, EddyError, PlanContext, Result, Sink, SinkBuilder, Spanned, TaskInfo};
+use eddy_api::{
+    Batch, Diagnostic, Diagnostics, EddyError, OutputFiles, PlanContext, Result, Sink, SinkBuilder, Spanned, TaskInfo,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -158,6 +160,12 @@ impl FileSinkBuilder {
 impl SinkBuilder for FileSinkBuilder {
     fn build(&self, task: &TaskInfo) -> Result<Box<dyn Sink>> {
         Ok(Box::new(self.instance(task)))
+    }
+
+    /// `path`: the file, or the directory of `part-*` files; a CSV header starts every file.
+    fn output_files(&self) -> Option<OutputFiles> {
+        let header = self.header && self.format == SinkFormat::Csv;
+        Some(OutputFiles::new("path").with_header_lines(usize::from(header)))
     }
 }
 
@@ -577,6 +585,7 @@ mod tests {
         let mut c = cfg(&path, SinkFormat::Csv);
         c.header = Some(Spanned::new(Span::new(5, 1), true));
         let b = FileSinkBuilder::plan(c, &ctx("out", 1, &inputs)).unwrap();
+        assert_eq!(b.output_files(), Some(OutputFiles { path_key: "path".into(), header_lines: 1 }));
         let mut sink = b.build(&task(0, 1)).unwrap();
         sink.open(&task(0, 1)).unwrap();
         sink.write_batch(&batch(0, 3)).unwrap();
@@ -592,6 +601,7 @@ mod tests {
         let path = dir.join("out");
         let inputs = [input("a", &[("id", DataType::Int), ("s", DataType::String)])];
         let b = FileSinkBuilder::plan(cfg(&path, SinkFormat::Jsonl), &ctx("out", 2, &inputs)).unwrap();
+        assert_eq!(b.output_files(), Some(OutputFiles::new("path")), "JSON Lines have no header");
         for s in 0..2 {
             let mut sink = b.instance(&task(s, 2));
             sink.open(&task(s, 2)).unwrap();
