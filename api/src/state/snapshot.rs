@@ -255,8 +255,8 @@ impl KeyedState {
             }
             return Ok(());
         }
-        // Decoding (values, keys, their hashes) runs on a helper thread, one key group ahead of inserting
-        // on this one: the two halves cost about the same, and a big restore is what a recovery waits for.
+        // Decoding (values, keys, their hashes) runs on a helper thread, up to `DECODED_AHEAD` key groups
+        // ahead of inserting on this one: the two halves cost about the same, and a big restore is what a recovery waits for.
         std::thread::scope(|scope| {
             let (tx, rx) = std::sync::mpsc::sync_channel::<Result<DecodedGroup>>(DECODED_AHEAD);
             std::thread::Builder::new()
@@ -314,13 +314,14 @@ impl KeyedState {
     fn insert_group(&mut self, group: DecodedGroup) -> Result<()> {
         let mut ids = Vec::with_capacity(group.keys.len());
         let mut keys = group.keys.into_iter();
+        let mut chunk: Vec<(Option<RestoredKey>, u32)> = Vec::with_capacity(CHUNK);
         loop {
-            let chunk: Vec<(Option<RestoredKey>, u32)> = keys.by_ref().take(CHUNK).collect();
+            chunk.extend(keys.by_ref().take(CHUNK));
             if chunk.is_empty() {
                 break;
             }
             self.keys.warm(chunk.iter().filter_map(|(k, _)| k.as_ref().map(RestoredKey::hash)));
-            for (key, refs) in chunk {
+            for (key, refs) in chunk.drain(..) {
                 ids.push(match key {
                     Some(key) => self.keys.intern_restored(key, refs),
                     None => super::NO_KEY,
